@@ -1,0 +1,134 @@
+"""JVM dependencies: resolved once from Maven Central into the project's ``.ivy2/``, then used offline.
+
+Resolution goes through Spark's own Ivy code path (``spark-submit --packages``) so that Spark's
+exclusions apply; afterwards every session and ``spark-submit.sh`` pass the cached jars explicitly
+(``spark.jars`` / ``--jars``), which needs no network and works the same on a cluster.
+
+Run ``python -m bronze.jars --ensure`` to resolve (idempotent); it prints the comma-separated jar list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+# Pinned JVM packages. spark-excel: SPEC asks for dev.mauch:spark-excel_2.12:3.5.6_0.3x.y, but the Maven
+# Central reachable here serves no dev.mauch artifact and no Spark-3.5 build of com.crealytics; the newest
+# one that resolves is 3.3.1_0.18.7, whose V1 reader works on Spark 3.5 (its V2 "excel" format does not).
+# Override with BRONZE_MAVEN_PACKAGES where the newer coordinate resolves (see README).
+DEFAULT_PACKAGES = (
+    "io.delta:delta-spark_2.12:3.3.2",
+    "com.crealytics:spark-excel_2.12:3.3.1_0.18.7",
+)
+
+
+class JarResolutionError(RuntimeError):
+    """The JVM packages could not be resolved from Maven Central."""
+
+
+def packages() -> tuple[str, ...]:
+    override = os.environ.get("BRONZE_MAVEN_PACKAGES")
+    return tuple(p.strip() for p in override.split(",") if p.strip()) if override else DEFAULT_PACKAGES
+
+
+def ivy_dir(project_dir: Path = PROJECT_DIR) -> Path:
+    return project_dir / ".ivy2"
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent
+
+
+def _spark_artifacts() -> set[str]:
+    """Artifact names (without version) of the jars pyspark already ships."""
+    names = set()
+    for jar in (_spark_home() / "jars").glob("*.jar"):
+        m = re.match(r"(.+?)-\d[\w.\-]*\.jar$", jar.name)
+        names.add(m.group(1) if m else jar.stem)
+    return names
+
+
+def _kept(jar: Path, shipped: set[str]) -> bool:
+    # Ivy names retrieved jars <group>_<artifact>-<version>.jar; drop those Spark already ships so its
+    # (newer) copies stay the only ones on the classpath.
+    m = re.match(r"[^_]+_(.+?)-\d[\w.\-]*\.jar$", jar.name)
+    return not (m and m.group(1) in shipped)
+
+
+def _stamp(project_dir: Path) -> Path:
+    return ivy_dir(project_dir) / "resolved.txt"
+
+
+def resolved_jars(project_dir: Path = PROJECT_DIR) -> list[str] | None:
+    """The cached jar paths if the pinned packages were resolved already, else None."""
+    stamp = _stamp(project_dir)
+    if not stamp.is_file():
+        return None
+    lines = stamp.read_text().splitlines()
+    if not lines or lines[0] != ",".join(packages()):
+        return None
+    jars = lines[1:]
+    return jars if all(Path(j).is_file() for j in jars) else None
+
+
+def ensure_jars(project_dir: Path = PROJECT_DIR) -> list[str]:
+    """Resolve the pinned packages once (network), return the cached jar paths (offline afterwards)."""
+    jars = resolved_jars(project_dir)
+    if jars is not None:
+        return jars
+    ivy = ivy_dir(project_dir)
+    ivy.mkdir(parents=True, exist_ok=True)
+    logger.info("resolving %s from Maven Central into %s", ",".join(packages()), ivy)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as noop:
+        noop.write("pass\n")
+    cmd = [
+        str(_spark_home() / "bin" / "spark-submit"),
+        "--master", "local[1]",
+        "--packages", ",".join(packages()),
+        "--conf", f"spark.jars.ivy={ivy}",
+        "--conf", f"spark.jars.ivySettings={project_dir / 'conf' / 'ivysettings.xml'}",
+        noop.name,
+    ]
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    os.unlink(noop.name)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise JarResolutionError(
+            f"expected {','.join(packages())} to resolve from Maven Central, spark-submit exited "
+            f"{proc.returncode}:\n{tail}"
+        )
+    shipped = _spark_artifacts()
+    jars = sorted(str(j) for j in (ivy / "jars").glob("*.jar") if _kept(j, shipped))
+    if not jars:
+        raise JarResolutionError(f"expected jars under {ivy / 'jars'}, found none")
+    _stamp(project_dir).write_text("\n".join([",".join(packages()), *jars]) + "\n")
+    return jars
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ensure", action="store_true", help="resolve if needed and print the jar list")
+    parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        print(",".join(ensure_jars()))
+    except JarResolutionError as exc:
+        logger.error("%s", exc)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
