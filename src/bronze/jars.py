@@ -95,10 +95,14 @@ def ensure_jars(project_dir: Path = PROJECT_DIR) -> list[str]:
         noop.write("pass\n")
     cmd = [
         str(_spark_home() / "bin" / "spark-submit"),
-        "--master", "local[1]",
-        "--packages", ",".join(packages()),
-        "--conf", f"spark.jars.ivy={ivy}",
-        "--conf", f"spark.jars.ivySettings={project_dir / 'conf' / 'ivysettings.xml'}",
+        "--master",
+        "local[1]",
+        "--packages",
+        ",".join(packages()),
+        "--conf",
+        f"spark.jars.ivy={ivy}",
+        "--conf",
+        f"spark.jars.ivySettings={project_dir / 'conf' / 'ivysettings.xml'}",
         noop.name,
     ]
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run the bronze job: ./spark-submit.sh [job args]  (see jobs/bronze.py or --help for the job's options).
+# Sets everything up on first use (.venv, jars cached in .ivy2/), then calls the spark-submit that pyspark
+# ships (a system spark-submit, if any, is not used) with the jars, the package zip and the required confs.
+# Extra spark-submit options: BRONZE_SPARK_ARGS="--master spark://host:7077 --driver-memory 2g".
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+"$HERE/scripts/setup.sh"
+PY="$HERE/.venv/bin/python"
+JARS=$("$PY" -m bronze.jars --ensure)
+# The package for executors (--py-files): bronze and schemas, rebuilt each run (a few ms).
+mkdir -p "$HERE/dist"
+"$PY" - "$HERE" <<'PYEOF'
+import sys, zipfile
+from pathlib import Path
+root = Path(sys.argv[1])
+with zipfile.ZipFile(root / "dist" / "bronze.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for pkg, base in (("bronze", root / "src"), ("schemas", root)):
+        for f in sorted((base / pkg).rglob("*.py")):
+            z.write(f, f.relative_to(base))
+PYEOF
+export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
+EXTRA=(${BRONZE_SPARK_ARGS:-})
+MASTER=()
+[[ " ${EXTRA[*]:-} " == *" --master "* ]] || MASTER=(--master "local[*]")
+exec "$HERE/.venv/bin/spark-submit" \
+  "${MASTER[@]}" \
+  --jars "$JARS" \
+  --py-files "$HERE/dist/bronze.zip" \
+  --conf spark.sql.session.timeZone=UTC \
+  --conf spark.sql.legacy.timeParserPolicy=CORRECTED \
+  --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
+  --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
+  --conf spark.ui.showConsoleProgress=true \
+  --driver-java-options "-Dlog4j2.configurationFile=file:$HERE/conf/log4j2.properties" \
+  "${EXTRA[@]}" \
+  "$HERE/jobs/bronze.py" "$@"

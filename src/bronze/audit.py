@@ -1,0 +1,57 @@
+"""Audit columns of every bronze row: ingestion_ts, src_filename, src_row_hash, run_id.
+
+``ingestion_ts`` is one instant taken on the driver and passed as a literal (``current_timestamp()`` would
+be re-evaluated per query); ``src_row_hash`` is null-safe and position-aware (``concat_ws`` alone skips NULLs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, TimestampType
+
+from bronze.readers import SRC
+
+AUDIT_COLUMNS = ("ingestion_ts", "src_filename", "src_row_hash", "run_id")
+NULL_TOKEN = "\\N"
+
+
+def encode_for_hash(col: Column) -> Column:
+    """``<length>:<value>`` or ``\\N``: NULL, '' and shifted values all encode differently."""
+    s = col.cast(StringType())
+    return F.coalesce(F.concat(F.length(s).cast(StringType()), F.lit(":"), s), F.lit(NULL_TOKEN))
+
+
+def row_hash(columns: Sequence[str]) -> Column:
+    """sha2-256 hex of the columns' values in order."""
+    return F.sha2(F.concat_ws("|", *[encode_for_hash(F.col(f"`{c}`")) for c in columns]), 256)
+
+
+def with_ingestion_ts(ts: datetime) -> Callable[[DataFrame], DataFrame]:
+    literal = F.lit(ts).cast(TimestampType())
+    return lambda df: df.withColumn("ingestion_ts", literal)
+
+
+def with_run_id(run_id: str) -> Callable[[DataFrame], DataFrame]:
+    return lambda df: df.withColumn("run_id", F.lit(run_id))
+
+
+def with_src_filename(df: DataFrame) -> DataFrame:
+    return df.withColumn("src_filename", F.col(SRC))
+
+
+def with_src_row_hash(columns: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    return lambda df: df.withColumn("src_row_hash", row_hash(columns))
+
+
+def with_audit_columns(ts: datetime, run_id: str, contract_columns: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+    """All four audit columns."""
+    return lambda df: (
+        df.transform(with_ingestion_ts(ts))
+        .transform(with_src_filename)
+        .transform(with_src_row_hash(contract_columns))
+        .transform(with_run_id(run_id))
+    )

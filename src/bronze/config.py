@@ -1,0 +1,276 @@
+"""Job configuration: conf/bronze.yaml and the command line, loaded once into typed dataclasses.
+
+A table needs only a conf entry and a schema: either the name of a StructType in ``schemas/schemas.py``
+or a Spark DDL string (``"id BIGINT NOT NULL, name STRING"``). DDL is parsed here, without a JVM, so
+that a bad configuration fails before Spark starts (exit code 2, nothing written).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    ShortType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
+
+from bronze.errors import ConfigError, SchemaError
+from schemas.schemas import SCHEMAS
+
+FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """One bronze table: where its files are, how to read them, and how bronze is laid out."""
+
+    name: str
+    source: str
+    format: str
+    schema: StructType
+    partition_by: tuple[str, ...] = ()
+    derived: Mapping[str, str] = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def not_null_columns(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.schema.fields if not f.nullable)
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything one run needs, decided before the SparkSession exists."""
+
+    raw: str
+    lake: str
+    manifest: str
+    config_path: str
+    tables: tuple[TableConfig, ...]
+    dry_run: bool = False
+    reprocess: str | None = None
+
+    def table(self, name: str) -> TableConfig:
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise ConfigError(f"expected a table named {name!r}, found {[t.name for t in self.tables]}")
+
+
+# --- Spark DDL, parsed without a JVM -------------------------------------------------------------
+
+_SIMPLE_TYPES: dict[str, DataType] = {
+    "string": StringType(),
+    "varchar": StringType(),
+    "char": StringType(),
+    "bigint": LongType(),
+    "long": LongType(),
+    "int": IntegerType(),
+    "integer": IntegerType(),
+    "smallint": ShortType(),
+    "short": ShortType(),
+    "tinyint": ByteType(),
+    "byte": ByteType(),
+    "double": DoubleType(),
+    "float": FloatType(),
+    "real": FloatType(),
+    "boolean": BooleanType(),
+    "bool": BooleanType(),
+    "date": DateType(),
+    "timestamp": TimestampType(),
+    "timestamp_ltz": TimestampType(),
+    "timestamp_ntz": TimestampNTZType(),
+    "binary": BinaryType(),
+}
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside <...> and (...)."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_data_type(text: str) -> DataType:
+    """Parse one Spark SQL type name such as ``decimal(12,2)`` or ``map<string,string>``."""
+    t = text.strip()
+    low = t.lower()
+    if low in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[low]
+    m = re.fullmatch(r"(?:decimal|dec|numeric)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?", low)
+    if m:
+        return DecimalType(int(m.group(1) or 10), int(m.group(2) or 0))
+    m = re.fullmatch(r"(?:varchar|char)\s*\(\s*\d+\s*\)", low)
+    if m:
+        return StringType()
+    m = re.fullmatch(r"(array|map|struct)\s*<(.*)>", t, flags=re.IGNORECASE | re.DOTALL)
+    if m:
+        kind, inner = m.group(1).lower(), m.group(2)
+        if kind == "array":
+            return ArrayType(parse_data_type(inner))
+        if kind == "map":
+            kv = _split_top(inner, ",")
+            if len(kv) != 2:
+                raise SchemaError(f"expected map<key,value>, found {text!r}")
+            return MapType(parse_data_type(kv[0]), parse_data_type(kv[1]))
+        return StructType([_parse_field(f, sep=":") for f in _split_top(inner, ",")])
+    raise SchemaError(f"expected a Spark SQL type, found {text!r}")
+
+
+def _parse_field(text: str, sep: str = " ") -> StructField:
+    t = text.strip()
+    m = re.fullmatch(r"`([^`]+)`\s*:?\s*(.+)|([^\s:`]+)\s*:?\s*(.+)", t, flags=re.DOTALL)
+    if not m:
+        raise SchemaError(f"expected '<name> <type>' in DDL, found {text!r}")
+    name = m.group(1) or m.group(3)
+    rest = (m.group(2) or m.group(4)).strip()
+    nullable = True
+    nn = re.search(r"\s+not\s+null\s*$", rest, flags=re.IGNORECASE)
+    if nn:
+        nullable = False
+        rest = rest[: nn.start()]
+    rest = re.sub(r"\s+comment\s+'.*'$", "", rest, flags=re.IGNORECASE)
+    return StructField(name, parse_data_type(rest), nullable)
+
+
+def parse_ddl(ddl: str) -> StructType:
+    """Parse a Spark DDL column list (``"id BIGINT NOT NULL, tags MAP<STRING,STRING>"``)."""
+    fields = [_parse_field(f) for f in _split_top(ddl, ",")]
+    if not fields:
+        raise SchemaError(f"expected at least one column in DDL, found {ddl!r}")
+    return StructType(fields)
+
+
+def resolve_schema(spec: str) -> StructType:
+    """A schema name from ``schemas/schemas.py`` or a DDL string."""
+    if spec in SCHEMAS:
+        return SCHEMAS[spec]
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", spec.strip()):
+        raise SchemaError(f"expected a schema name in {sorted(SCHEMAS)} or a DDL string, found {spec!r}")
+    return parse_ddl(spec)
+
+
+# --- YAML ----------------------------------------------------------------------------------------
+
+
+def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{where}: expected a list of column names, found {value!r}")
+
+
+def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
+    where = f"table {name!r}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, found {type(raw).__name__}")
+    unknown = set(raw) - {"source", "format", "schema", "partition_by", "derived", "keys", "options"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("source", "format", "schema"):
+        if not raw.get(key):
+            raise ConfigError(f"{where}: expected key {key!r}")
+    fmt = str(raw["format"]).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}: expected format in {FORMATS}, found {fmt!r}")
+    try:
+        schema = resolve_schema(str(raw["schema"]))
+    except SchemaError as exc:
+        raise SchemaError(f"{where}: {exc}") from exc
+    derived = dict(raw.get("derived") or {})
+    partition_by = _as_tuple(raw.get("partition_by"), f"{where}.partition_by")
+    known = set(schema.names) | set(derived)
+    missing = [c for c in partition_by if c not in known]
+    if missing:
+        raise ConfigError(f"{where}: expected partition columns among {sorted(known)}, found {missing}")
+    keys = _as_tuple(raw.get("keys"), f"{where}.keys")
+    missing = [c for c in keys if c not in schema.names]
+    if missing:
+        raise ConfigError(f"{where}: expected key columns among {schema.names}, found {missing}")
+    options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}
+    return TableConfig(
+        name=name,
+        source=str(raw["source"]),
+        format=fmt,
+        schema=schema,
+        partition_by=partition_by,
+        derived=derived,
+        keys=keys,
+        options=options,
+    )
+
+
+def load_tables(path: str | Path) -> tuple[TableConfig, ...]:
+    """Read the table entries of a bronze YAML config."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"expected a config file at {p}, found none")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"expected valid YAML in {p}: {exc}") from exc
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("tables"), Mapping) or not doc["tables"]:
+        raise ConfigError(f"expected a non-empty 'tables:' mapping in {p}")
+    return tuple(_table_from_dict(str(n), t) for n, t in doc["tables"].items())
+
+
+def load_job_config(
+    config_path: str | Path,
+    raw: str,
+    lake: str,
+    manifest: str,
+    tables: list[str] | None = None,
+    dry_run: bool = False,
+    reprocess: str | None = None,
+) -> JobConfig:
+    """Build the run's JobConfig; ``tables`` limits the run to those names (in conf order)."""
+    all_tables = load_tables(config_path)
+    if tables:
+        names = [t.name for t in all_tables]
+        unknown = [t for t in tables if t not in names]
+        if unknown:
+            raise ConfigError(f"--tables: expected names among {names}, found {unknown}")
+        all_tables = tuple(t for t in all_tables if t.name in tables)
+    return JobConfig(
+        raw=raw,
+        lake=lake,
+        manifest=manifest,
+        config_path=str(config_path),
+        tables=all_tables,
+        dry_run=dry_run,
+        reprocess=reprocess,
+    )

@@ -1,0 +1,23 @@
+"""Exception classes of the bronze job; messages say what was expected and what was found."""
+
+from __future__ import annotations
+
+
+class BronzeError(Exception):
+    """Base class of every error the job raises on purpose."""
+
+
+class ConfigError(BronzeError):
+    """Bad command line or configuration: nothing is written (exit code 2)."""
+
+
+class SchemaError(ConfigError):
+    """A table's schema is missing or cannot be parsed."""
+
+
+class ConservationError(BronzeError):
+    """Rows read for a file differ from rows landed in bronze plus rows rejected."""
+
+
+class UnreadableFileError(BronzeError):
+    """A source file cannot be read as the format it claims."""

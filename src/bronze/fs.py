@@ -1,0 +1,229 @@
+"""File listing and small reads on the driver, for local paths and any Hadoop URI (s3a://, abfss://, dbfs:/).
+
+Local paths use the Python filesystem (fast for thousands of files); other schemes go through the
+Hadoop FileSystem of the running SparkSession. Paths are returned in the form Spark reports in
+``_metadata.file_path`` once URL-decoded (``file:/abs/path`` for local files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlparse
+
+from pyspark.sql import SparkSession
+
+HIDDEN_PREFIXES = (".", "_")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A source file as listed: full path, size in bytes, modification time in ms."""
+
+    path: str
+    size: int
+    mtime_ms: int
+
+
+def is_local(path: str) -> bool:
+    scheme = urlparse(path).scheme
+    return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
+
+
+def local_path(path: str) -> str:
+    """``file:/a/b`` or ``/a/b`` or ``a/b`` -> absolute OS path."""
+    if path.startswith("file:"):
+        path = re.sub(r"^file:(//)?", "", path)
+    return os.path.abspath(path)
+
+
+def qualify(path: str) -> str:
+    """Local paths become ``file:/abs/path``; URIs are kept."""
+    return f"file:{local_path(path)}" if is_local(path) else path.rstrip("/")
+
+
+def join(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+@lru_cache(maxsize=64)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """Glob with ``**`` (any depth, including none), ``*`` and ``?`` (not crossing ``/``)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _static_prefix(pattern: str) -> str:
+    """The folder part of a glob before its first wildcard."""
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts[:-1]:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return "/".join(fixed)
+
+
+def list_files(spark: SparkSession | None, root: str, pattern: str) -> list[FileInfo]:
+    """Files under ``root`` whose path relative to root matches ``pattern``, sorted by path.
+
+    Names starting with ``.`` or ``_`` are skipped at every level, as Spark's own listing does.
+    """
+    regex = _glob_regex(pattern.strip("/"))
+    prefix = _static_prefix(pattern.strip("/"))
+    if is_local(root):
+        base = local_path(root)
+        start = os.path.join(base, prefix) if prefix else base
+        found: list[FileInfo] = []
+        if not os.path.isdir(start):
+            return found
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(HIDDEN_PREFIXES))
+            for name in filenames:
+                if name.startswith(HIDDEN_PREFIXES):
+                    continue
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, base).replace(os.sep, "/")
+                if regex.match(rel):
+                    st = os.stat(full)
+                    found.append(FileInfo(f"file:{full}", st.st_size, int(st.st_mtime * 1000)))
+        return sorted(found, key=lambda f: f.path)
+    if spark is None:
+        raise ValueError(f"listing {root} needs a SparkSession (Hadoop FileSystem)")
+    return _list_hadoop(spark, root.rstrip("/"), prefix, regex)
+
+
+def _hadoop_fs(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def _list_hadoop(spark: SparkSession, root: str, prefix: str, regex: re.Pattern[str]) -> list[FileInfo]:
+    start = join(root, prefix) if prefix else root
+    hpath, fs = _hadoop_fs(spark, start)
+    if not fs.exists(hpath):
+        return []
+    found = []
+    it = fs.listFiles(hpath, True)
+    while it.hasNext():
+        st = it.next()
+        full = st.getPath().toString()
+        rel = full[len(root) :].lstrip("/")
+        if any(seg.startswith(HIDDEN_PREFIXES) for seg in rel.split("/")):
+            continue
+        if regex.match(rel):
+            found.append(FileInfo(full, st.getLen(), st.getModificationTime()))
+    return sorted(found, key=lambda f: f.path)
+
+
+def read_head(spark: SparkSession | None, path: str, nbytes: int = 65536) -> bytes:
+    """The first ``nbytes`` of a file (the CSV header check and format sniffing need no more)."""
+    if is_local(path):
+        with open(local_path(path), "rb") as fh:
+            return fh.read(nbytes)
+    if spark is None:
+        raise ValueError(f"reading {path} needs a SparkSession (Hadoop FileSystem)")
+    hpath, fs = _hadoop_fs(spark, path)
+    stream = fs.open(hpath)
+    try:
+        buf = spark.sparkContext._gateway.new_array(spark.sparkContext._jvm.byte, nbytes)
+        n = stream.read(buf, 0, nbytes)
+        return bytes(buf[: max(n, 0)])
+    finally:
+        stream.close()
+
+
+def checksum(spark: SparkSession | None, path: str) -> str:
+    """Content checksum: sha256 of the bytes for local files, the FileSystem's checksum otherwise."""
+    if is_local(path):
+        h = hashlib.sha256()
+        with open(local_path(path), "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return f"sha256:{h.hexdigest()}"
+    hpath, fs = _hadoop_fs(spark, path)
+    cs = fs.getFileChecksum(hpath)
+    if cs is None:
+        st = fs.getFileStatus(hpath)
+        return f"len-mtime:{st.getLen()}-{st.getModificationTime()}"
+    return f"{cs.getAlgorithmName()}:{bytes(cs.getBytes()).hex()}"
+
+
+def read_text(spark: SparkSession | None, path: str) -> str | None:
+    """A whole small text file (e.g. a Delta commit), or None if it does not exist."""
+    if is_local(path):
+        p = local_path(path)
+        if not os.path.isfile(p):
+            return None
+        with open(p, encoding="utf-8") as fh:
+            return fh.read()
+    hpath, fs = _hadoop_fs(spark, path)
+    if not fs.exists(hpath):
+        return None
+    stream = fs.open(hpath)
+    try:
+        jvm = spark.sparkContext._jvm
+        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+
+
+def copy_file(spark: SparkSession | None, src: str, dst: str) -> None:
+    """Copy bytes (no re-encoding) and create parent folders."""
+    if is_local(src) and is_local(dst):
+        import shutil
+
+        d = local_path(dst)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        shutil.copyfile(local_path(src), d)
+        return
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    s, sfs = _hadoop_fs(spark, src)
+    d, dfs = _hadoop_fs(spark, dst)
+    jvm.org.apache.hadoop.fs.FileUtil.copy(sfs, s, dfs, d, False, True, conf)
+
+
+def delete(spark: SparkSession | None, path: str) -> None:
+    """Remove a file or folder tree if it exists."""
+    if is_local(path):
+        import shutil
+
+        p = local_path(path)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+        return
+    hpath, fs = _hadoop_fs(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def total_size(spark: SparkSession | None, path: str) -> int:
+    """Bytes under a folder (0 if it does not exist)."""
+    if is_local(path):
+        p = local_path(path)
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs_ in os.walk(p) for f in fs_)
+    hpath, fs = _hadoop_fs(spark, path)
+    return int(fs.getContentSummary(hpath).getLength()) if fs.exists(hpath) else 0

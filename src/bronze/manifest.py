@@ -1,0 +1,194 @@
+"""DuckDB manifest on the driver: which source file was processed when, with what counts and outcome.
+
+Tables: ``manifest_processed_files`` (one row per source path), ``runs`` (one row per run, with the
+summary as JSON) and ``watermarks`` (the last ingested source version of Delta sources).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from bronze.errors import ConfigError
+from bronze.fs import FileInfo
+
+logger = logging.getLogger(__name__)
+
+INGESTED = "ingested"
+FAILED = "failed"
+CHANGED = "changed"
+
+DDL = """
+CREATE TABLE IF NOT EXISTS manifest_processed_files (
+    src_path      VARCHAR PRIMARY KEY,
+    table_name    VARCHAR NOT NULL,
+    processed_at  TIMESTAMPTZ NOT NULL,
+    row_count     BIGINT NOT NULL,
+    valid_count   BIGINT NOT NULL,
+    reject_count  BIGINT NOT NULL,
+    status        VARCHAR NOT NULL,
+    checksum      VARCHAR,
+    size_bytes    BIGINT,
+    mtime_ms      BIGINT,
+    run_id        VARCHAR NOT NULL,
+    error         VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        VARCHAR PRIMARY KEY,
+    started_at    TIMESTAMPTZ NOT NULL,
+    ended_at      TIMESTAMPTZ,
+    args          VARCHAR,
+    status        VARCHAR NOT NULL,
+    files_new     BIGINT,
+    files_skipped BIGINT,
+    files_failed  BIGINT,
+    rows_read     BIGINT,
+    rows_valid    BIGINT,
+    rows_rejected BIGINT,
+    summary       JSON
+);
+CREATE TABLE IF NOT EXISTS watermarks (
+    table_name     VARCHAR PRIMARY KEY,
+    source_version BIGINT NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL,
+    run_id         VARCHAR NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One processed source file, as stored in manifest_processed_files."""
+
+    src_path: str
+    table_name: str
+    row_count: int
+    valid_count: int
+    reject_count: int
+    status: str
+    checksum: str | None
+    size_bytes: int
+    mtime_ms: int
+    run_id: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Triage:
+    """Listed files split by what the manifest knows of them."""
+
+    new: list[FileInfo]
+    skipped: list[FileInfo]
+    changed: list[FileInfo]
+
+
+class Manifest:
+    """A DuckDB file opened for the whole run (DuckDB's file lock keeps a second writer out)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        parent = Path(path).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(path)
+        except (OSError, duckdb.Error) as exc:
+            raise ConfigError(f"expected a writable DuckDB manifest at {path}, found: {exc}") from exc
+        self.con.execute(DDL)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def known(self, paths: Iterable[str]) -> dict[str, tuple[str, str | None, int, int]]:
+        """src_path -> (status, checksum, size_bytes, mtime_ms) for the paths already in the manifest."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        rows = self.con.execute(
+            "SELECT src_path, status, checksum, size_bytes, mtime_ms FROM manifest_processed_files "
+            "WHERE src_path IN (SELECT unnest(?))",
+            [paths],
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def triage(self, files: list[FileInfo], checksum_of) -> Triage:
+        """New files are ingested; known unchanged ones skipped; known ones with new content reported."""
+        known = self.known(f.path for f in files)
+        new, skipped, changed = [], [], []
+        for f in files:
+            seen = known.get(f.path)
+            if seen is None:
+                new.append(f)
+            elif (seen[2], seen[3]) == (f.size, f.mtime_ms) or checksum_of(f.path) == seen[1]:
+                skipped.append(f)
+            else:
+                changed.append(f)
+        return Triage(new, skipped, changed)
+
+    def record_files(self, records: Iterable[FileRecord], processed_at: datetime) -> None:
+        rows = [
+            (
+                r.src_path,
+                r.table_name,
+                processed_at,
+                r.row_count,
+                r.valid_count,
+                r.reject_count,
+                r.status,
+                r.checksum,
+                r.size_bytes,
+                r.mtime_ms,
+                r.run_id,
+                r.error,
+            )
+            for r in records
+        ]
+        if rows:
+            self.con.executemany(
+                "INSERT OR REPLACE INTO manifest_processed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def mark_changed(self, paths: Iterable[str]) -> None:
+        self.con.executemany(
+            "UPDATE manifest_processed_files SET status = ? WHERE src_path = ?", [(CHANGED, p) for p in paths]
+        )
+
+    def start_run(self, run_id: str, started_at: datetime, args: list[str]) -> None:
+        self.con.execute(
+            "INSERT INTO runs (run_id, started_at, args, status) VALUES (?, ?, ?, 'running')",
+            [run_id, started_at, json.dumps(args)],
+        )
+
+    def end_run(self, run_id: str, ended_at: datetime, status: str, totals: dict, summary: dict) -> None:
+        self.con.execute(
+            "UPDATE runs SET ended_at = ?, status = ?, files_new = ?, files_skipped = ?, files_failed = ?, "
+            "rows_read = ?, rows_valid = ?, rows_rejected = ?, summary = ? WHERE run_id = ?",
+            [
+                ended_at,
+                status,
+                totals["files_new"],
+                totals["files_skipped"],
+                totals["files_failed"],
+                totals["rows_read"],
+                totals["rows_valid"],
+                totals["rows_rejected"],
+                json.dumps(summary),
+                run_id,
+            ],
+        )
+
+
+def manifest_path_ok(path: str) -> str | None:
+    """Why a manifest path cannot be used, or None."""
+    if "://" in path and not path.startswith("file:"):
+        return f"expected a local DuckDB file path for --manifest, found URI {path}"
+    if os.path.isdir(path):
+        return f"expected a file for --manifest, found a directory: {path}"
+    return None

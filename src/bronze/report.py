@@ -1,0 +1,99 @@
+"""End-of-run summary: one screen on stdout, the same as JSON in the manifest's runs row."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bronze.pipeline import RunResult
+
+COLUMNS = ("table", "new", "skipped", "failed", "changed", "rows in", "valid", "rejected", "seconds")
+
+
+def summary_dict(result: RunResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "ingestion_ts": result.ingestion_ts.isoformat(),
+        "dry_run": result.dry_run,
+        "totals": result.totals(),
+        "tables": [
+            {
+                "table": t.table,
+                "files_new": t.files_new,
+                "files_skipped": t.files_skipped,
+                "files_failed": t.files_failed,
+                "files_changed": t.files_changed,
+                "rows_read": t.rows_read,
+                "rows_valid": t.rows_valid,
+                "rows_rejected": t.rows_rejected,
+                "seconds": round(t.seconds, 2),
+                "note": t.note,
+                "files": [
+                    {
+                        "path": f.path,
+                        "status": f.status,
+                        "rows_read": f.rows_read,
+                        "rows_valid": f.rows_valid,
+                        "rejected": f.rejected,
+                        "error": f.error,
+                    }
+                    for f in t.files
+                ],
+            }
+            for t in result.tables
+        ],
+    }
+
+
+def format_summary(result: RunResult) -> str:
+    """A fixed-width table, one line per table plus totals, then failed files with their error."""
+    rows = [
+        (
+            t.table,
+            t.files_new,
+            t.files_skipped,
+            t.files_failed,
+            t.files_changed,
+            t.rows_read,
+            t.rows_valid,
+            t.rows_rejected,
+            f"{t.seconds:.1f}",
+        )
+        for t in result.tables
+    ]
+    tot = result.totals()
+    rows.append(
+        (
+            "TOTAL",
+            tot["files_new"],
+            tot["files_skipped"],
+            tot["files_failed"],
+            tot["files_changed"],
+            tot["rows_read"],
+            tot["rows_valid"],
+            tot["rows_rejected"],
+            f"{sum(t.seconds for t in result.tables):.1f}",
+        )
+    )
+    widths = [max(len(str(x)) for x in col) for col in zip(COLUMNS, *rows, strict=False)]
+
+    def line(values: tuple) -> str:
+        return "  ".join(
+            str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        )
+
+    title = f"bronze run {result.run_id}" + (" (dry run: nothing written)" if result.dry_run else "")
+    out = [title, line(COLUMNS), line(tuple("-" * w for w in widths))]
+    out += [line(r) for r in rows[:-1]]
+    out += [line(tuple("-" * w for w in widths)), line(rows[-1])]
+    problems = [(t.table, f) for t in result.tables for f in t.files if f.error]
+    if problems:
+        out.append("")
+        out.append("failed files:")
+        out += [f"  {table}: {f.path}: {f.error}" for table, f in problems]
+    notes = [f"  {t.table}: {t.note}" for t in result.tables if t.note]
+    if notes:
+        out.append("")
+        out.append("notes:")
+        out += notes
+    return "\n".join(out)
