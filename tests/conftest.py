@@ -1,0 +1,42 @@
+"""One session-scoped local SparkSession for the whole suite, configured on the builder before getOrCreate."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from bronze.jars import ensure_jars
+from bronze.session import configure
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CORPUS_DIR = PROJECT_DIR.parent / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("bronze-tests")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.warehouse.dir", str(warehouse))
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT_DIR}/conf/log4j2.properties"
+        )
+    )
+    session = configure(builder, ensure_jars()).getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    return PROJECT_DIR
