@@ -55,7 +55,7 @@ def test_csv_keeps_every_row_and_flags_files(spark: SparkSession, tmp_path: Path
     assert src.file_rejects == {
         f"file:{raw}/renamed.csv": ("HEADER_MISMATCH", "header expected [id,name], found [ident,name]")
     }
-    rows = sorted((r["id"], r["name"], r[CORRUPT], r[SRC]) for r in src.df.collect())
+    rows = sorted((r["id"], r["name"], r[CORRUPT], r[SRC]) for r in src.parts[0].df.collect())
     good = f"file:{raw}/good + more.csv"
     assert rows == [
         ("1", "a", None, good),
@@ -69,7 +69,7 @@ def test_csv_keeps_every_row_and_flags_files(spark: SparkSession, tmp_path: Path
 def test_json_lines_keep_the_original_line(spark: SparkSession, tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"id": 1, "name": "x"}\n\n{"id": "2"\nnot json\n[1, 2]\n{"id": {"n": 1}}\n')
     src = read_json_lines(spark, _table("json", "*.jsonl"), list_files(spark, str(tmp_path), "*.jsonl"))
-    rows = sorted((r["_line"], r["id"], r[CORRUPT]) for r in src.df.collect())
+    rows = sorted((r["_line"], r["id"], r[CORRUPT]) for r in src.parts[0].df.collect())
     assert rows == [
         ("[1, 2]", None, "[1, 2]"),
         ("not json", None, "not json"),

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -25,7 +26,7 @@ from bronze.audit import AUDIT_COLUMNS, with_audit_columns
 from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConservationError
 from bronze.manifest import FAILED, INGESTED, FileRecord, Manifest
-from bronze.readers import SourceFrame, read_csv, read_json_lines
+from bronze.readers import SourceFrame, read_csv, read_json_lines, read_parquet
 from bronze.validation import (
     RAW_RECORD,
     REASON_CODE,
@@ -53,7 +54,7 @@ from bronze.writers import (
 logger = logging.getLogger(__name__)
 
 Reader = Callable[[SparkSession, TableConfig, list[fs.FileInfo]], SourceFrame]
-READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines}
+READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}
 
 
 @dataclass
@@ -141,22 +142,27 @@ def with_kind(df: DataFrame) -> DataFrame:
 
 
 def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_id: str) -> DataFrame:
-    """Typed, validated, audited rows of every new file: bronze columns + reject columns + ``_kind``."""
-    sep = None if table.format == "json" else table.options.get("sep", table.options.get("delimiter", ","))
-    tagged = (
-        src.df.transform(with_typed_columns(table.schema))
-        .transform(with_reject_reason(table.schema, src.raw_record, src.file_rejects, sep))
+    """Typed, validated, audited rows of every new file: bronze columns + reject columns + ``_kind``.
+
+    Parts with different physical layouts are tagged apart and unioned: still one scan per part in one job.
+    """
+    sep = table.options.get("sep", table.options.get("delimiter", ",")) if table.format == "csv" else None
+    tagged_parts = [
+        part.df.transform(with_typed_columns(table.schema))
+        .transform(with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep))
         .transform(with_derived_columns(table.derived))
         .transform(with_audit_columns(ingestion_ts, run_id, table.schema.names))
         .transform(with_kind)
-    )
-    return tagged.select(
-        *bronze_columns(table, AUDIT_COLUMNS),
-        F.col(REASON_CODE).alias("reason_code"),
-        F.col(REASON_DETAIL).alias("reason_detail"),
-        F.col(RAW_RECORD).alias("raw_record"),
-        KIND,
-    )
+        .select(
+            *bronze_columns(table, AUDIT_COLUMNS),
+            F.col(REASON_CODE).alias("reason_code"),
+            F.col(REASON_DETAIL).alias("reason_detail"),
+            F.col(RAW_RECORD).alias("raw_record"),
+            KIND,
+        )
+        for part in src.parts
+    ]
+    return reduce(DataFrame.unionByName, tagged_parts)
 
 
 def _count_by_file(df: DataFrame) -> dict[str, dict[str | None, int]]:
@@ -205,7 +211,7 @@ def ingest_table(
     for path, error in src.failed.items():
         by_path[path].status, by_path[path].error = FAILED, f"{UNREADABLE_FILE}: {error}"
     counts: dict[str, dict[str | None, int]] = {}
-    if src.df is not None:
+    if src.parts:
         rows = tag_rows(table, src, run.ingestion_ts, run.run_id)
         counts = _count_by_file(rows) if job.dry_run else _land(spark, table, rows, paths, run.run_id)
     for path, per_reason in counts.items():

@@ -10,13 +10,31 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    ByteType,
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    ShortType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
 
 from bronze.config import TableConfig
 from bronze.fs import FileInfo, read_head
@@ -31,11 +49,19 @@ HEADER_MISMATCH = "HEADER_MISMATCH"
 
 
 @dataclass(frozen=True)
+class RawPart:
+    """Rows read with one physical layout: contract columns holding raw values, ``_corrupt_record``, the
+    source path, and an expression for a row's original text (evaluated for rejected rows only)."""
+
+    df: DataFrame
+    raw_record: Column
+
+
+@dataclass(frozen=True)
 class SourceFrame:
     """Raw rows of a table's new files plus what was decided per file before reading rows."""
 
-    df: DataFrame | None
-    raw_record: Column | None
+    parts: tuple[RawPart, ...] = ()
     # path -> (reason_code, detail): every row of that file is rejected with this reason
     file_rejects: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     # path -> error: files that could not be read at all (no rows)
@@ -116,7 +142,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
             logger.warning("%s: %s: %s", table.name, f.path, mismatch)
         readable.append(f.path)
     if not readable:
-        return SourceFrame(None, None, file_rejects, failed)
+        return SourceFrame((), file_rejects, failed)
     df = (
         spark.read.format("csv")
         .schema(string_schema(table.schema))
@@ -130,7 +156,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     sep = options.get("sep", options.get("delimiter", ","))
     # A malformed row keeps its exact text; otherwise the tokens are re-joined (quoted where needed).
     rebuilt = F.to_csv(F.struct(*[F.col(RAW_PREFIX + c).alias(c) for c in table.schema.names]), {"sep": sep})
-    return SourceFrame(df, F.coalesce(F.col(CORRUPT), rebuilt), file_rejects, failed)
+    return SourceFrame((RawPart(df, F.coalesce(F.col(CORRUPT), rebuilt)),), file_rejects, failed)
 
 
 def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
@@ -146,7 +172,7 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
         else:
             readable.append(f.path)
     if not readable:
-        return SourceFrame(None, None, {}, failed)
+        return SourceFrame((), {}, failed)
     lines = spark.read.text(readable).transform(with_src_file)
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
@@ -162,4 +188,116 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
         F.col(SRC),
         F.col("value").alias("_line"),
     )
-    return SourceFrame(df, F.col("_line"), {}, failed)
+    return SourceFrame((RawPart(df, F.col("_line")),), {}, failed)
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
+_NUMERIC = (ByteType, ShortType, IntegerType, LongType, FloatType, DoubleType, DecimalType)
+_TEMPORAL = (DateType, TimestampType, TimestampNTZType)
+
+
+def castable(physical: DataType, contract: DataType) -> bool:
+    """Whether values of a file's physical type can be converted to the contract type row by row.
+
+    Numbers convert among themselves (a value that overflows is a row-level TYPE_MISMATCH), dates and
+    timestamps among themselves, anything atomic to string; a string never becomes a number or a date
+    here: in a typed format that is a schema mismatch, not a bad value.
+    """
+    if physical == contract:
+        return True
+    if isinstance(contract, StringType):
+        return not isinstance(physical, ArrayType | MapType | StructType)
+    if isinstance(physical, _NUMERIC) and isinstance(contract, _NUMERIC):
+        return True
+    if isinstance(physical, _TEMPORAL) and isinstance(contract, _TEMPORAL):
+        return True
+    if isinstance(physical, ArrayType) and isinstance(contract, ArrayType):
+        return castable(physical.elementType, contract.elementType)
+    if isinstance(physical, MapType) and isinstance(contract, MapType):
+        return castable(physical.keyType, contract.keyType) and castable(physical.valueType, contract.valueType)
+    if isinstance(physical, StructType) and isinstance(contract, StructType):
+        return len(physical.fields) == len(contract.fields) and all(
+            castable(p.dataType, c.dataType) for p, c in zip(physical.fields, contract.fields, strict=True)
+        )
+    return False
+
+
+def parquet_footer_schema(spark: SparkSession, path: str) -> StructType:
+    """A Parquet file's schema as Spark sees it, read from the footer on the driver (no Spark job)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
+    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
+    try:
+        message = reader.getFooter().getFileMetaData().getSchema()
+    finally:
+        reader.close()
+    sql_conf = spark._jsparkSession.sessionState().conf()
+    converter = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(sql_conf)
+    return StructType.fromJson(json.loads(converter.convert(message).json()))
+
+
+def java_error(exc: Exception) -> str:
+    """The first line of a JVM exception's message, without the py4j wrapping."""
+    java = getattr(exc, "java_exception", None)
+    text = java.toString() if java is not None else str(exc)
+    return text.strip().splitlines()[0][:500]
+
+
+def schema_problems(physical: StructType, contract: StructType) -> list[str]:
+    """Why a file's physical schema cannot be cast to the contract (empty if it can)."""
+    by_lower = {f.name.lower(): f for f in physical.fields}
+    problems = []
+    for c in contract.fields:
+        p = by_lower.get(c.name.lower())
+        if p is None:
+            if not c.nullable:
+                problems.append(f"{c.name}: missing (not-null column)")
+        elif not castable(p.dataType, c.dataType):
+            problems.append(f"{c.name}: {p.dataType.simpleString()} cannot be cast to {c.dataType.simpleString()}")
+    return problems
+
+
+def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
+    """Parquet files grouped by physical schema (one scan each, unioned later in the same job).
+
+    A file whose schema cannot be cast is still read with its own schema so every row reaches the rejects
+    (SCHEMA_MISMATCH, raw_record = the row as JSON); castable values that do not fit (a decimal overflowing
+    its precision) become row-level TYPE_MISMATCH rejects.
+    """
+    failed: dict[str, str] = {}
+    file_rejects: dict[str, tuple[str, str]] = {}
+    groups: dict[str, tuple[StructType, list[str]]] = {}
+    for f in files:
+        if f.size == 0:
+            failed[f.path] = "empty file (0 bytes)"
+            continue
+        try:
+            physical = parquet_footer_schema(spark, f.path)
+        except Exception as exc:
+            failed[f.path] = f"not a readable Parquet file: {java_error(exc)}"
+            logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
+            continue
+        problems = schema_problems(physical, table.schema)
+        if problems:
+            file_rejects[f.path] = (SCHEMA_MISMATCH, "; ".join(problems))
+            logger.warning("%s: %s: schema mismatch: %s", table.name, f.path, "; ".join(problems))
+        groups.setdefault(physical.json(), (physical, []))[1].append(f.path)
+    parts = []
+    for physical, paths in groups.values():
+        df = spark.read.schema(physical).parquet(*paths).transform(with_src_file)
+        by_lower = {f.name.lower(): f for f in physical.fields}
+        mismatched = bool(schema_problems(physical, table.schema))
+        cols = []
+        for c in table.schema.fields:
+            p = by_lower.get(c.name.lower())
+            if p is None or mismatched:
+                cols.append(F.lit(None).cast(StringType()).alias(c.name))
+            else:
+                cols.append(F.col(f"`{p.name}`").alias(c.name))
+        raw = F.to_json(F.struct(*[F.col(f"`{p.name}`") for p in physical.fields]), {"ignoreNullFields": "false"})
+        out = df.select(*cols, F.lit(None).cast(StringType()).alias(CORRUPT), F.col(SRC), raw.alias("_row_json"))
+        parts.append(RawPart(out, F.col("_row_json")))
+    return SourceFrame(tuple(parts), file_rejects, failed)

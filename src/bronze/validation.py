@@ -116,7 +116,7 @@ def with_typed_columns(schema: StructType) -> Callable[[DataFrame], DataFrame]:
 def malformed_detail(raw_record: Column, expected_fields: int, sep: str | None) -> Column:
     """What is wrong with a row the parser could not split into the contract's columns."""
     if sep is None:
-        return F.lit("record is not valid JSON / not a JSON object")
+        return F.lit("record is not a valid JSON object")
     # Quoted sections may contain the separator: drop them before counting.
     found = F.size(F.split(F.regexp_replace(raw_record, r'"[^"]*"', "q"), _regex_literal(sep)))
     return F.concat(F.lit(f"expected {expected_fields} fields, found "), found.cast("string"))
