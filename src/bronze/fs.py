@@ -153,6 +153,16 @@ def read_head(spark: SparkSession | None, path: str, nbytes: int = 65536) -> byt
         stream.close()
 
 
+def read_bytes(spark: SparkSession | None, path: str) -> bytes:
+    """A whole (small) file, e.g. a workbook read on the driver anyway."""
+    if is_local(path):
+        with open(local_path(path), "rb") as fh:
+            return fh.read()
+    hpath, fs = _hadoop_fs(spark, path)
+    size = int(fs.getFileStatus(hpath).getLen())
+    return read_head(spark, path, max(size, 1))
+
+
 def checksum(spark: SparkSession | None, path: str) -> str:
     """Content checksum: sha256 of the bytes for local files, the FileSystem's checksum otherwise."""
     if is_local(path):

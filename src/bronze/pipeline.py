@@ -26,7 +26,7 @@ from bronze.audit import AUDIT_COLUMNS, with_audit_columns
 from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConservationError
 from bronze.manifest import FAILED, INGESTED, FileRecord, Manifest
-from bronze.readers import SourceFrame, read_csv, read_json_lines, read_parquet
+from bronze.readers import SourceFrame, read_csv, read_json_lines, read_parquet, read_xlsx
 from bronze.validation import (
     RAW_RECORD,
     REASON_CODE,
@@ -54,7 +54,7 @@ from bronze.writers import (
 logger = logging.getLogger(__name__)
 
 Reader = Callable[[SparkSession, TableConfig, list[fs.FileInfo]], SourceFrame]
-READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet}
+READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet, "xlsx": read_xlsx}
 
 
 @dataclass

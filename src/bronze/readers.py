@@ -12,8 +12,11 @@ import csv
 import io
 import json
 import logging
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import reduce
+from xml.etree import ElementTree
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -35,9 +38,10 @@ from pyspark.sql.types import (
     TimestampNTZType,
     TimestampType,
 )
+from pyspark.sql.window import Window
 
 from bronze.config import TableConfig
-from bronze.fs import FileInfo, read_head
+from bronze.fs import FileInfo, read_bytes, read_head
 
 logger = logging.getLogger(__name__)
 
@@ -300,4 +304,137 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
         raw = F.to_json(F.struct(*[F.col(f"`{p.name}`") for p in physical.fields]), {"ignoreNullFields": "false"})
         out = df.select(*cols, F.lit(None).cast(StringType()).alias(CORRUPT), F.col(SRC), raw.alias("_row_json"))
         parts.append(RawPart(out, F.col("_row_json")))
+    return SourceFrame(tuple(parts), file_rejects, failed)
+
+
+# --- XLSX (spark-excel) --------------------------------------------------------------------------
+
+EXCEL_FORMAT = "com.crealytics.spark.excel"
+ROW_NUMBER = "_row_number"
+_XLSX_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """The first sheet's physical rows (1-based numbers, in POI's order) and its first row's cell texts."""
+
+    rows: tuple[int, ...]
+    header: tuple[str, ...]
+
+
+def _cell_text(cell: ElementTree.Element, shared: list[str]) -> str:
+    kind = cell.get("t")
+    if kind == "inlineStr":
+        return "".join(t.text or "" for t in cell.iter(f"{_XLSX_NS}t"))
+    v = cell.find(f"{_XLSX_NS}v")
+    text = v.text if v is not None and v.text is not None else ""
+    return shared[int(text)] if kind == "s" and text else text
+
+
+def xlsx_layout(data: bytes) -> SheetLayout:
+    """Read the first sheet's row numbers and header texts straight from the workbook's XML."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        workbook = ElementTree.fromstring(z.read("xl/workbook.xml"))
+        first = workbook.find(f"{_XLSX_NS}sheets/{_XLSX_NS}sheet")
+        if first is None:
+            raise ValueError("workbook has no sheet")
+        rel_id = first.get(f"{_REL_NS}id")
+        rels = ElementTree.fromstring(z.read("xl/_rels/workbook.xml.rels"))
+        target = next(r.get("Target") for r in rels if r.get("Id") == rel_id)
+        sheet_path = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+        shared: list[str] = []
+        if "xl/sharedStrings.xml" in z.namelist():
+            root = ElementTree.fromstring(z.read("xl/sharedStrings.xml"))
+            shared = ["".join(t.text or "" for t in si.iter(f"{_XLSX_NS}t")) for si in root.iter(f"{_XLSX_NS}si")]
+        rows: list[int] = []
+        header: tuple[str, ...] = ()
+        with z.open(sheet_path) as sheet:
+            for _, el in ElementTree.iterparse(sheet):
+                if el.tag == f"{_XLSX_NS}row":
+                    rows.append(int(el.get("r") or (rows[-1] + 1 if rows else 1)))
+                    if len(rows) == 1:
+                        header = tuple(_cell_text(c, shared) for c in el.iter(f"{_XLSX_NS}c"))
+                    el.clear()
+        return SheetLayout(tuple(rows), header)
+
+
+def _excel_value(name: str, dtype: DataType) -> Column:
+    """Undo spark-excel's display formatting where the contract type needs it (strings stay as shown)."""
+    col = F.col(f"`{name}`")
+    if isinstance(dtype, ByteType | ShortType | IntegerType | LongType):
+        return F.regexp_replace(col, r"^(-?\d+)\.0+$", "$1")  # numeric cells are doubles: 2 shows as 2.0
+    if isinstance(dtype, DateType):
+        return F.regexp_replace(col, r"^(\d{4}-\d{1,2}-\d{1,2})[ T]0{1,2}:00(:00)?$", "$1")  # a date cell with time 0
+    return col
+
+
+def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
+    """First sheet of each workbook through spark-excel, every cell as displayed text (V1 drops rows it cannot
+    convert, so nothing is typed there), with the sheet row number of each row and a header check by name.
+
+    spark-excel reads a workbook on the driver, one relation per file; the relations are unioned later and
+    written in the same job. Encrypted, empty or corrupt workbooks are failed files with the reader's error.
+    """
+    failed: dict[str, str] = {}
+    file_rejects: dict[str, tuple[str, str]] = {}
+    parts = []
+    names = table.schema.names
+    for f in files:
+        if f.size == 0:
+            failed[f.path] = "empty file (0 bytes)"
+            continue
+        data = read_bytes(spark, f.path)
+        try:
+            layout = xlsx_layout(data)
+        except (zipfile.BadZipFile, KeyError, ValueError, ElementTree.ParseError, StopIteration) as exc:
+            kind = "encrypted or not an xlsx workbook" if data[:4] == b"\xd0\xcf\x11\xe0" else "not a readable xlsx"
+            failed[f.path] = f"{kind}: {type(exc).__name__}: {exc}"
+            logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
+            continue
+        df = (
+            spark.read.format(EXCEL_FORMAT)
+            .schema(string_schema(table.schema, with_corrupt=False))
+            .option("header", "false")
+            .option("treatEmptyValuesAsNulls", "true")
+            .option("usePlainNumberFormat", "true")
+            .options(**table.options)
+            .load(f.path)
+        )
+        try:
+            # spark-excel (V1) reads the workbook on the driver while planning: a bad one fails here, per file.
+            df._jdf.queryExecution().executedPlan()
+        except Exception as exc:  # any reader error makes the workbook unreadable
+            failed[f.path] = f"spark-excel could not read the workbook: {java_error(exc)}"
+            logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
+            continue
+        found = [v.strip() for v in layout.header]
+        if [c.lower() for c in found] != [c.lower() for c in names]:
+            where = f"sheet row {layout.rows[0] if layout.rows else 1}"
+            file_rejects[f.path] = (
+                HEADER_MISMATCH,
+                f"header expected [{','.join(names)}], found [{','.join(found)}] in {where}",
+            )
+        numbered = spark.createDataFrame(list(enumerate(layout.rows)), f"_idx long, {ROW_NUMBER} long")
+        ordered = df.withColumn("_mid", F.monotonically_increasing_id()).withColumn(
+            "_idx", F.row_number().over(Window.orderBy("_mid")) - 1
+        )
+        blank = reduce(lambda a, b: a & b, [F.col(f"`{c}`").isNull() for c in names])
+        rows = (
+            ordered.join(F.broadcast(numbered), "_idx", "left")
+            .where((F.col("_idx") > 0) & ~blank)  # row 0 is the header; fully blank rows are not records
+            .select(
+                *[_excel_value(c.name, c.dataType).alias(c.name) for c in table.schema.fields],
+                F.lit(None).cast(StringType()).alias(CORRUPT),
+                F.lit(f.path).alias(SRC),
+                F.col(ROW_NUMBER),
+            )
+        )
+        raw = F.concat(
+            F.lit("sheet row "),
+            F.col(ROW_NUMBER).cast("string"),
+            F.lit(": "),
+            F.to_json(F.struct(*[F.col(f"`{RAW_PREFIX}{c}`").alias(c) for c in names]), {"ignoreNullFields": "false"}),
+        )
+        parts.append(RawPart(rows, raw))
     return SourceFrame(tuple(parts), file_rejects, failed)
