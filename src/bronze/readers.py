@@ -128,7 +128,8 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     Reading as strings keeps every value for the reject's detail; the header of each file is checked on
     the driver first (Spark's own check would fail the whole read).
     """
-    options = dict(table.options)
+    # RFC 4180: a quote inside a quoted field is doubled (Spark's own default escape is a backslash).
+    options = {"escape": '"', **table.options}
     encoding = options.get("encoding", options.get("charset", "utf-8"))
     failed: dict[str, str] = {}
     file_rejects: dict[str, tuple[str, str]] = {}
@@ -159,7 +160,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     )
     sep = options.get("sep", options.get("delimiter", ","))
     # A malformed row keeps its exact text; otherwise the tokens are re-joined (quoted where needed).
-    rebuilt = F.to_csv(F.struct(*[F.col(RAW_PREFIX + c).alias(c) for c in table.schema.names]), {"sep": sep})
+    rebuilt = F.to_csv(F.struct(*[F.col(RAW_PREFIX + c).alias(c) for c in table.schema.names]), {"sep": sep, "escape": options["escape"]})
     return SourceFrame((RawPart(df, F.coalesce(F.col(CORRUPT), rebuilt)),), file_rejects, failed)
 
 
