@@ -6,13 +6,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import MapType
 
-import duckdb
 from bronze import pipeline
 from bronze.config import load_job_config
 from bronze.sample_data import generate

@@ -160,7 +160,10 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     )
     sep = options.get("sep", options.get("delimiter", ","))
     # A malformed row keeps its exact text; otherwise the tokens are re-joined (quoted where needed).
-    rebuilt = F.to_csv(F.struct(*[F.col(RAW_PREFIX + c).alias(c) for c in table.schema.names]), {"sep": sep, "escape": options["escape"]})
+    rebuilt = F.to_csv(
+        F.struct(*[F.col(RAW_PREFIX + c).alias(c) for c in table.schema.names]),
+        {"sep": sep, "escape": options["escape"]},
+    )
     return SourceFrame((RawPart(df, F.coalesce(F.col(CORRUPT), rebuilt)),), file_rejects, failed)
 
 

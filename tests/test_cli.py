@@ -1,0 +1,64 @@
+"""The spark-submit wrapper as a user runs it: real processes, exit codes, summary, dry run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _submit(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    return subprocess.run(
+        [str(project_dir / "spark-submit.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+
+
+def test_run_dry_run_and_bad_usage(project_dir: Path, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(project_dir / "data_raw" / "orders", raw / "orders")
+    (raw / "orders" / "zero.csv").write_bytes(b"")
+    lake, manifest = tmp_path / "lake", tmp_path / "duckdb" / "m.duckdb"
+    common = ["--raw", str(raw), "--lake", str(lake), "--manifest", str(manifest), "--tables", "orders"]
+
+    dry = _submit(project_dir, *common, "--dry-run")
+    assert dry.returncode == 1, dry.stderr[-3000:]  # the 0-byte file is a failed file
+    assert "(dry run: nothing written)" in dry.stdout
+    assert not lake.exists()
+    assert not manifest.exists()
+
+    real = _submit(project_dir, *common)
+    assert real.returncode == 1, real.stderr[-3000:]
+    line = next(x for x in real.stdout.splitlines() if x.startswith("orders "))
+    # table, new, skipped, failed, changed, rows in, valid, rejected, seconds
+    assert line.split()[1:8] == ["10", "0", "1", "0", "5000", "4928", "72"]
+    assert f"orders: file:{raw}/orders/zero.csv: UNREADABLE_FILE: empty file (0 bytes)" in real.stdout
+    assert len(list((lake / "bronze" / "parquet" / "orders").glob("order_dt=*/*.parquet"))) > 0
+
+    (raw / "orders" / "zero.csv").unlink()
+    again = _submit(project_dir, *common)
+    assert again.returncode == 0, again.stderr[-3000:]
+    line = next(x for x in again.stdout.splitlines() if x.startswith("orders "))
+    assert line.split()[1:8] == ["0", "9", "0", "0", "0", "0", "0"]
+    con = duckdb.connect(str(manifest), read_only=True)
+    assert con.execute(
+        "SELECT count(*), sum(row_count) FROM manifest_processed_files WHERE status = 'ingested'"
+    ).fetchone() == (9, 5000)
+    con.close()
+
+    bad = _submit(project_dir, "--tables", "nope", "--config", str(project_dir / "conf" / "bronze.yaml"))
+    assert bad.returncode == 2
+    # spark-submit merges the Python driver's stderr into stdout.
+    assert "--tables: expected names among" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
