@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,55 +81,81 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class Known:
+    """What the manifest holds for a source path."""
+
+    status: str
+    checksum: str | None
+    size_bytes: int
+    mtime_ms: int
+    error: str | None
+    run_id: str
+
+
+@dataclass(frozen=True)
 class Triage:
     """Listed files split by what the manifest knows of them."""
 
     new: list[FileInfo]
     skipped: list[FileInfo]
     changed: list[FileInfo]
+    failed_before: list[tuple[FileInfo, Known]]
 
 
 class Manifest:
     """A DuckDB file opened for the whole run (DuckDB's file lock keeps a second writer out)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False) -> None:
         self.path = path
-        parent = Path(path).parent
         try:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(path)
+            if not read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(path, read_only=read_only)
         except (OSError, duckdb.Error) as exc:
-            raise ConfigError(f"expected a writable DuckDB manifest at {path}, found: {exc}") from exc
-        self.con.execute(DDL)
+            mode = "readable" if read_only else "writable"
+            raise ConfigError(f"expected a {mode} DuckDB manifest at {path}, found: {exc}") from exc
+        if not read_only:
+            self.con.execute(DDL)
 
     def close(self) -> None:
         self.con.close()
 
-    def known(self, paths: Iterable[str]) -> dict[str, tuple[str, str | None, int, int]]:
-        """src_path -> (status, checksum, size_bytes, mtime_ms) for the paths already in the manifest."""
+    def known(self, paths: Iterable[str]) -> dict[str, Known]:
+        """What the manifest holds for those of the paths it knows."""
         paths = list(paths)
         if not paths:
             return {}
         rows = self.con.execute(
-            "SELECT src_path, status, checksum, size_bytes, mtime_ms FROM manifest_processed_files "
+            "SELECT src_path, status, checksum, size_bytes, mtime_ms, error, run_id FROM manifest_processed_files "
             "WHERE src_path IN (SELECT unnest(?))",
             [paths],
         ).fetchall()
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        return {r[0]: Known(*r[1:]) for r in rows}
 
-    def triage(self, files: list[FileInfo], checksum_of) -> Triage:
-        """New files are ingested; known unchanged ones skipped; known ones with new content reported."""
+    def triage(self, files: list[FileInfo], checksum_of: Callable[[str], str]) -> Triage:
+        """New files are ingested; known unchanged ones skipped; known ones with new content reported.
+
+        A file that failed before is retried once its content changes; unchanged, it stays failed (and is
+        reported again) without being read again, so a re-run adds no rows.
+        """
         known = self.known(f.path for f in files)
-        new, skipped, changed = [], [], []
+        new, skipped, changed, failed_before = [], [], [], []
         for f in files:
             seen = known.get(f.path)
             if seen is None:
                 new.append(f)
-            elif (seen[2], seen[3]) == (f.size, f.mtime_ms) or checksum_of(f.path) == seen[1]:
+                continue
+            same = (seen.size_bytes, seen.mtime_ms) == (f.size, f.mtime_ms) or checksum_of(f.path) == seen.checksum
+            if seen.status == FAILED:
+                if same:
+                    failed_before.append((f, seen))
+                else:
+                    new.append(f)
+            elif same and seen.status == INGESTED:
                 skipped.append(f)
             else:
                 changed.append(f)
-        return Triage(new, skipped, changed)
+        return Triage(new, skipped, changed, failed_before)
 
     def record_files(self, records: Iterable[FileRecord], processed_at: datetime) -> None:
         rows = [

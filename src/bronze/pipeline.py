@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -39,6 +40,7 @@ from bronze.writers import (
     KIND,
     REJECT,
     REJECT_COLUMNS,
+    REJECT_SCHEMA,
     TARGET_FILE_BYTES,
     VALID,
     LakePaths,
@@ -158,6 +160,7 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
             F.col(REASON_CODE).alias("reason_code"),
             F.col(REASON_DETAIL).alias("reason_detail"),
             F.col(RAW_RECORD).alias("raw_record"),
+            F.when(F.col(REASON_CODE).isNotNull(), part.row_number).cast("long").alias("src_row_number"),
             KIND,
         )
         for part in src.parts
@@ -191,11 +194,15 @@ def ingest_table(
             )
         if triage.changed and not job.dry_run:
             manifest.mark_changed(f.path for f in triage.changed)
+        for f, seen in triage.failed_before:
+            error = f"{seen.error} (unchanged since run {seen.run_id})"
+            result.files.append(FileResult(f.path, status=FAILED, error=error))
     else:
         new = listed
     result.files_new = len(new)
     logger.info("%s: %d files listed, %d new, %d skipped", table.name, len(listed), len(new), result.files_skipped)
     if not new:
+        result.files_failed = len(result.files)
         result.seconds = time.monotonic() - started
         return result
     reader = READERS.get(table.format)
@@ -211,9 +218,11 @@ def ingest_table(
     for path, error in src.failed.items():
         by_path[path].status, by_path[path].error = FAILED, f"{UNREADABLE_FILE}: {error}"
     counts: dict[str, dict[str | None, int]] = {}
+    if not src.parts and src.failed and not job.dry_run:
+        _land_file_rejects(spark, table, src.failed, paths, run)
     if src.parts:
         rows = tag_rows(table, src, run.ingestion_ts, run.run_id)
-        counts = _count_by_file(rows) if job.dry_run else _land(spark, table, rows, paths, run.run_id)
+        counts = _count_by_file(rows) if job.dry_run else _land(spark, table, src, rows, paths, run)
     for path, per_reason in counts.items():
         fr = by_path.get(path)
         if fr is None:
@@ -221,7 +230,7 @@ def ingest_table(
         fr.rows_valid = per_reason.get(None, 0)
         fr.rejected = {k: v for k, v in per_reason.items() if k is not None}
         fr.rows_read = fr.rows_valid + fr.rows_rejected
-    result.files = [by_path[f.path] for f in new]
+    result.files = [*result.files, *(by_path[f.path] for f in new)]
     result.files_failed = sum(1 for f in result.files if f.status == FAILED)
     for f in result.files:
         logger.info(
@@ -252,6 +261,7 @@ def ingest_table(
                     error=f.error,
                 )
                 for f in result.files
+                if f.path in sizes
             ),
             run.ingestion_ts,
         )
@@ -259,10 +269,28 @@ def ingest_table(
     return result
 
 
+def file_rejects_frame(spark: SparkSession, failed: Mapping[str, str], run: RunResult) -> DataFrame:
+    """One file-level reject entry per unreadable file (raw_record NULL: there are no rows to keep)."""
+    rows = [(UNREADABLE_FILE, error, None, path, None, run.ingestion_ts, run.run_id) for path, error in failed.items()]
+    return spark.createDataFrame(rows, REJECT_SCHEMA)
+
+
+def _land_file_rejects(
+    spark: SparkSession, table: TableConfig, failed: Mapping[str, str], paths: LakePaths, run: RunResult
+) -> None:
+    write_rejects(file_rejects_frame(spark, failed, run), paths, table.name, run.run_id)
+
+
 def _land(
-    spark: SparkSession, table: TableConfig, rows: DataFrame, paths: LakePaths, run_id: str
+    spark: SparkSession,
+    table: TableConfig,
+    src: SourceFrame,
+    rows: DataFrame,
+    paths: LakePaths,
+    run: RunResult,
 ) -> dict[str, dict[str | None, int]]:
     """Write one run's rows of a table: staging once, then Delta, Parquet copy and rejects. Returns counts."""
+    run_id = run.run_id
     staging = paths.staging(run_id, table.name)
     write_staging(rows, staging)
     staged = spark.read.parquet(staging)
@@ -293,8 +321,11 @@ def _land(
             commit.version,
             len(commit.files),
         )
-    if rejected_rows:
-        rejects = spark.read.parquet(fs.join(staging, f"{KIND}={REJECT}")).select(*REJECT_COLUMNS)
+    if rejected_rows or src.failed:
+        rejects = file_rejects_frame(spark, src.failed, run)
+        if rejected_rows:
+            staged_rejects = spark.read.parquet(fs.join(staging, f"{KIND}={REJECT}")).select(*REJECT_COLUMNS)
+            rejects = staged_rejects.unionByName(rejects)
         write_rejects(rejects, paths, table.name, run_id)
         logger.info("%s: %d rejected rows -> %s", table.name, rejected_rows, paths.rejects(table.name, "parquet"))
     fs.delete(spark, staging)
@@ -331,6 +362,4 @@ def run(spark: SparkSession, job: JobConfig, args: list[str] | None = None) -> R
 
 def _read_only_manifest(path: str) -> Manifest | None:
     """A dry run consults an existing manifest (to skip known files) but never creates or writes one."""
-    import os
-
-    return Manifest(path) if os.path.isfile(path) else None
+    return Manifest(path, read_only=True) if os.path.isfile(fs.local_path(path)) else None

@@ -59,6 +59,7 @@ class RawPart:
 
     df: DataFrame
     raw_record: Column
+    row_number: Column | None = None  # where the format has one (the sheet row of an xlsx row)
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,19 @@ def _sniff_text(head: bytes, size: int, encoding: str) -> str | None:
     return None
 
 
+def header_line(head: bytes, options: Mapping[str, str]) -> str:
+    """The line Spark takes as the header: the first one that is neither blank nor a comment."""
+    encoding = options.get("encoding", options.get("charset", "utf-8"))
+    comment = options.get("comment")
+    for line in head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines():
+        if line.strip() and not (comment and line.startswith(comment)):
+            return line
+    return ""
+
+
 def check_csv_header(head: bytes, schema: StructType, options: Mapping[str, str]) -> str | None:
     """None if the header names the contract columns in order (case-insensitive), else the mismatch."""
-    encoding = options.get("encoding", options.get("charset", "utf-8"))
-    first = head.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()[0] if head else ""
+    first = header_line(head, options)
     sep = options.get("sep", options.get("delimiter", ","))
     quote = options.get("quote", '"') or '"'
     try:
@@ -131,6 +141,8 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     # RFC 4180: a quote inside a quoted field is doubled (Spark's own default escape is a backslash).
     options = {"escape": '"', **table.options}
     encoding = options.get("encoding", options.get("charset", "utf-8"))
+    # header: "false" in the table's options reads headerless files (columns by position, no header check).
+    has_header = options.pop("header", "true").lower() != "false"
     failed: dict[str, str] = {}
     file_rejects: dict[str, tuple[str, str]] = {}
     readable: list[str] = []
@@ -141,7 +153,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
             failed[f.path] = problem
             logger.warning("%s: %s: %s", table.name, f.path, problem)
             continue
-        mismatch = check_csv_header(head, table.schema, options)
+        mismatch = check_csv_header(head, table.schema, options) if has_header else None
         if mismatch:
             file_rejects[f.path] = (HEADER_MISMATCH, mismatch)
             logger.warning("%s: %s: %s", table.name, f.path, mismatch)
@@ -152,7 +164,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
         spark.read.format("csv")
         .schema(string_schema(table.schema))
         .options(**options)
-        .option("header", "true")
+        .option("header", str(has_header).lower())
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT)
         .load(readable)
@@ -396,9 +408,16 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
             failed[f.path] = f"{kind}: {type(exc).__name__}: {exc}"
             logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
             continue
+        # spark-excel pairs schema fields with the first row's cells: a narrower first row (a preamble, a
+        # wrong header) can only be read that wide; the missing columns are NULL and the header check rejects it.
+        width = min(len(names), len(layout.header))
+        if width == 0:
+            failed[f.path] = "first sheet has no cells in its first row"
+            continue
+        readable_schema = StructType(string_schema(table.schema, with_corrupt=False).fields[:width])
         df = (
             spark.read.format(EXCEL_FORMAT)
-            .schema(string_schema(table.schema, with_corrupt=False))
+            .schema(readable_schema)
             .option("header", "false")
             .option("treatEmptyValuesAsNulls", "true")
             .option("usePlainNumberFormat", "true")
@@ -420,6 +439,8 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
                 f"header expected [{','.join(names)}], found [{','.join(found)}] in {where}",
             )
         numbered = spark.createDataFrame(list(enumerate(layout.rows)), f"_idx long, {ROW_NUMBER} long")
+        for c in names[width:]:
+            df = df.withColumn(c, F.lit(None).cast(StringType()))
         ordered = df.withColumn("_mid", F.monotonically_increasing_id()).withColumn(
             "_idx", F.row_number().over(Window.orderBy("_mid")) - 1
         )
@@ -434,11 +455,6 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
                 F.col(ROW_NUMBER),
             )
         )
-        raw = F.concat(
-            F.lit("sheet row "),
-            F.col(ROW_NUMBER).cast("string"),
-            F.lit(": "),
-            F.to_json(F.struct(*[F.col(f"`{RAW_PREFIX}{c}`").alias(c) for c in names]), {"ignoreNullFields": "false"}),
-        )
-        parts.append(RawPart(rows, raw))
+        cells = F.struct(*[F.col(f"`{RAW_PREFIX}{c}`").alias(c) for c in names])
+        parts.append(RawPart(rows, F.to_json(cells, {"ignoreNullFields": "false"}), F.col(ROW_NUMBER)))
     return SourceFrame(tuple(parts), file_rejects, failed)

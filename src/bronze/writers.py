@@ -25,7 +25,19 @@ logger = logging.getLogger(__name__)
 KIND = "_kind"
 VALID = "valid"
 REJECT = "reject"
-REJECT_COLUMNS = ("reason_code", "reason_detail", "raw_record", "src_filename", "ingestion_ts", "run_id")
+REJECT_COLUMNS = (
+    "reason_code",
+    "reason_detail",
+    "raw_record",
+    "src_filename",
+    "src_row_number",
+    "ingestion_ts",
+    "run_id",
+)
+REJECT_SCHEMA = (
+    "reason_code string, reason_detail string, raw_record string, src_filename string, src_row_number bigint, "
+    "ingestion_ts timestamp, run_id string"
+)
 TARGET_FILE_BYTES = 128 * 1024 * 1024
 
 
