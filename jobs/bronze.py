@@ -10,7 +10,7 @@ which runs:
     spark-submit --jars <delta,spark-excel jars> --py-files dist/bronze.zip jobs/bronze.py [args]
 
 Exit codes: 0 every file ingested or skipped as done; 1 some files failed or changed in place (the rest
-landed); 2 bad usage or configuration (nothing written).
+landed); 2 bad usage or configuration, or another run kept the lake locked past --lock-wait (nothing written).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import sys
 # This file is named like the package it runs: drop its own folder from the import path first.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-from bronze import pipeline  # noqa: E402
+from bronze import fs, pipeline  # noqa: E402
 from bronze.config import JobConfig, load_job_config  # noqa: E402
-from bronze.errors import ConfigError  # noqa: E402
+from bronze.errors import ConfigError, LockTimeoutError  # noqa: E402
 from bronze.manifest import manifest_path_ok  # noqa: E402
 from bronze.report import format_summary  # noqa: E402
 from bronze.session import build_session  # noqa: E402
@@ -42,6 +42,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tables", default=None, help="comma-separated subset of tables")
     p.add_argument("--dry-run", action="store_true", help="read and validate, write nothing")
     p.add_argument("--reprocess", default=None, metavar="PATH_OR_GLOB", help="re-ingest these source files")
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for another run on the same lake or manifest (default 300)",
+    )
     p.add_argument("--master", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -50,6 +57,8 @@ def load_config(args: argparse.Namespace) -> JobConfig:
     problem = manifest_path_ok(args.manifest)
     if problem:
         raise ConfigError(problem)
+    if fs.is_local(args.raw) and not os.path.isdir(fs.local_path(args.raw)):
+        raise ConfigError(f"expected the raw input folder {args.raw}, found none")
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     return load_job_config(
         args.config,
@@ -76,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session("bronze", master=args.master)
     spark.sparkContext.setLogLevel("WARN")
     try:
-        result = pipeline.run(spark, job, argv)
+        result = pipeline.run(spark, job, argv, lock_wait=args.lock_wait)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
+        return 2
+    except LockTimeoutError as exc:
+        logger.error("not started: %s", exc)
         return 2
     print(format_summary(result), flush=True)
     return 1 if result.failed else 0

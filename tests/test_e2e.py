@@ -118,7 +118,15 @@ def test_rejects_carry_reason_detail_and_raw_text(spark: SparkSession, first_run
     job, _ = first_run
     paths = LakePaths(job.lake)
     rejects = spark.read.parquet(paths.rejects("orders", "parquet"))
-    assert rejects.columns == ["reason_code", "reason_detail", "raw_record", "src_filename", "ingestion_ts", "run_id"]
+    assert rejects.columns == [
+        "reason_code",
+        "reason_detail",
+        "raw_record",
+        "src_filename",
+        "src_row_number",
+        "ingestion_ts",
+        "run_id",
+    ]
     assert rejects.where("reason_detail is null or raw_record is null or src_filename is null").count() == 0
     csv = spark.read.option("header", "true").option("escape", '"').csv(paths.rejects("orders", "csv"))
     assert csv.count() == rejects.count()

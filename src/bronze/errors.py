@@ -21,3 +21,7 @@ class ConservationError(BronzeError):
 
 class UnreadableFileError(BronzeError):
     """A source file cannot be read as the format it claims."""
+
+
+class LockTimeoutError(BronzeError):
+    """Another bronze run holds the lake or the manifest, and it did not finish within the wait."""

@@ -205,7 +205,10 @@ def copy_file(spark: SparkSession | None, src: str, dst: str) -> None:
 
         d = local_path(dst)
         os.makedirs(os.path.dirname(d), exist_ok=True)
-        shutil.copyfile(local_path(src), d)
+        # Copy under a hidden name, then rename: readers never see a half-written file, even after SIGKILL.
+        tmp = os.path.join(os.path.dirname(d), f".{os.path.basename(d)}.tmp-{os.getpid()}")
+        shutil.copyfile(local_path(src), tmp)
+        os.replace(tmp, d)
         return
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
@@ -228,6 +231,24 @@ def delete(spark: SparkSession | None, path: str) -> None:
     hpath, fs = _hadoop_fs(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)
+
+
+def exists(spark: SparkSession | None, path: str) -> bool:
+    if is_local(path):
+        return os.path.exists(local_path(path))
+    hpath, fs = _hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def list_dirs(spark: SparkSession | None, path: str) -> list[str]:
+    """Names of the sub-folders of a folder (empty if it does not exist)."""
+    if is_local(path):
+        p = local_path(path)
+        return sorted(d for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))) if os.path.isdir(p) else []
+    hpath, fs = _hadoop_fs(spark, path)
+    if not fs.exists(hpath):
+        return []
+    return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isDirectory())
 
 
 def total_size(spark: SparkSession | None, path: str) -> int:

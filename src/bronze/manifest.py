@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from bronze.errors import ConfigError
+from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 INGESTED = "ingested"
 FAILED = "failed"
 CHANGED = "changed"
+# Written before a batch touches the lake; a pending row of a run that is no longer running marks work to
+# finish (roll forward) or undo (roll back) on the next run.
+PENDING = "pending"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS manifest_processed_files (
@@ -53,6 +57,11 @@ CREATE TABLE IF NOT EXISTS runs (
     rows_valid    BIGINT,
     rows_rejected BIGINT,
     summary       JSON
+);
+CREATE TABLE IF NOT EXISTS parquet_mirror (
+    table_name    VARCHAR PRIMARY KEY,
+    delta_version BIGINT NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS watermarks (
     table_name     VARCHAR PRIMARY KEY,
@@ -105,15 +114,29 @@ class Triage:
 class Manifest:
     """A DuckDB file opened for the whole run (DuckDB's file lock keeps a second writer out)."""
 
-    def __init__(self, path: str, read_only: bool = False) -> None:
+    def __init__(self, path: str, read_only: bool = False, wait_seconds: float = 0.0) -> None:
         self.path = path
-        try:
-            if not read_only:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.con = duckdb.connect(path, read_only=read_only)
-        except (OSError, duckdb.Error) as exc:
-            mode = "readable" if read_only else "writable"
-            raise ConfigError(f"expected a {mode} DuckDB manifest at {path}, found: {exc}") from exc
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                if not read_only:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self.con = duckdb.connect(path, read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # DuckDB's file lock: another process has the manifest open for writing.
+                if "lock" in str(exc).lower():
+                    if time.monotonic() < deadline:
+                        time.sleep(1.0)
+                        continue
+                    raise LockTimeoutError(
+                        f"expected to open the manifest {path} alone, found it locked by another bronze run "
+                        f"(waited {wait_seconds:.0f} s): {exc}"
+                    ) from exc
+                raise ConfigError(f"expected a usable DuckDB manifest at {path}, found: {exc}") from exc
+            except (OSError, duckdb.Error) as exc:
+                mode = "readable" if read_only else "writable"
+                raise ConfigError(f"expected a {mode} DuckDB manifest at {path}, found: {exc}") from exc
         if not read_only:
             self.con.execute(DDL)
 
@@ -180,6 +203,72 @@ class Manifest:
                 "INSERT OR REPLACE INTO manifest_processed_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+
+    def pending(self, table: str) -> dict[str, list[FileRecord]]:
+        """run_id -> pending file rows of a table (work a run started and did not finish)."""
+        rows = self.con.execute(
+            "SELECT src_path, table_name, row_count, valid_count, reject_count, status, checksum, size_bytes, "
+            "mtime_ms, run_id, error FROM manifest_processed_files WHERE table_name = ? AND status = ? "
+            "ORDER BY src_path",
+            [table, PENDING],
+        ).fetchall()
+        out: dict[str, list[FileRecord]] = {}
+        for r in rows:
+            out.setdefault(r[9], []).append(FileRecord(*r))
+        return out
+
+    def complete(self, table: str, run_id: str, records: Iterable[FileRecord], processed_at: datetime) -> None:
+        """Turn a batch's pending rows into their outcome, in one transaction."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute(
+                "DELETE FROM manifest_processed_files WHERE table_name = ? AND run_id = ? AND status = ?",
+                [table, run_id, PENDING],
+            )
+            self.record_files(records, processed_at)
+            self.con.execute("COMMIT")
+        except duckdb.Error:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop files from the manifest (a rolled-back batch, or files to reprocess): they are new again."""
+        self.con.executemany("DELETE FROM manifest_processed_files WHERE src_path = ?", [(p,) for p in paths])
+
+    def files_of(self, table: str) -> dict[str, FileRecord]:
+        rows = self.con.execute(
+            "SELECT src_path, table_name, row_count, valid_count, reject_count, status, checksum, size_bytes, "
+            "mtime_ms, run_id, error FROM manifest_processed_files WHERE table_name = ?",
+            [table],
+        ).fetchall()
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def runs_with_pending(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT DISTINCT run_id FROM manifest_processed_files WHERE status = ?", [PENDING]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def run_started_at(self, run_id: str) -> datetime | None:
+        row = self.con.execute("SELECT started_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        return row[0] if row else None
+
+    def mirrored_version(self, table: str) -> int:
+        """The last Delta version applied to the table's Parquet output (-1: none)."""
+        row = self.con.execute("SELECT delta_version FROM parquet_mirror WHERE table_name = ?", [table]).fetchone()
+        return int(row[0]) if row else -1
+
+    def set_mirrored_version(self, table: str, version: int) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO parquet_mirror VALUES (?, ?, now())",
+            [table, version],
+        )
+
+    def mark_crashed(self, run_ids: Iterable[str], by_run: str) -> None:
+        self.con.executemany(
+            "UPDATE runs SET status = ? WHERE run_id = ? AND status = 'running'",
+            [(f"crashed (recovered by {by_run})", r) for r in run_ids],
+        )
 
     def mark_changed(self, paths: Iterable[str]) -> None:
         self.con.executemany(

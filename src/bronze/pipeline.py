@@ -1,16 +1,23 @@
 """The bronze run: for each table, read all new files in one Spark read, validate, write, record.
 
-Per table: list files -> manifest triage -> one read of all new files -> typed + tagged rows ->
-one full-row staging write (valid and rejected split by ``_kind``) -> Delta append from the valid part ->
-Parquet output as a byte copy of that Delta commit -> rejects as Parquet and CSV -> conservation check
-per file (rows read = valid + rejected) -> manifest rows. ``--dry-run`` stops after counting.
+Per table (one *batch* = a table's new files in one run):
+  recover batches of runs that were killed -> ``--reprocess`` purge -> list files -> manifest triage ->
+  pending rows in the manifest (write-ahead) -> one read of all new files -> typed + tagged rows -> one
+  full-row staging write (valid and rejected split by ``_kind``) -> *finish*: Delta append with a transaction
+  id, Parquet output mirrored from the Delta log, rejects as Parquet and CSV, conservation check, manifest rows.
+
+Exactly once under SIGKILL: every step of *finish* is idempotent (Delta skips a transaction id it has seen,
+the Parquet mirror replays commits, rejects overwrite their run folder) and the pending rows say which batches
+to finish (staging complete) or undo (staging incomplete) on the next run. ``--dry-run`` stops after counting.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 import os
+import signal
 import time
 import uuid
 from collections import defaultdict
@@ -26,7 +33,8 @@ from bronze import fs
 from bronze.audit import AUDIT_COLUMNS, with_audit_columns
 from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConservationError
-from bronze.manifest import FAILED, INGESTED, FileRecord, Manifest
+from bronze.lock import RunLock
+from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest
 from bronze.readers import SourceFrame, read_csv, read_json_lines, read_parquet, read_xlsx
 from bronze.validation import (
     RAW_RECORD,
@@ -45,15 +53,21 @@ from bronze.writers import (
     VALID,
     LakePaths,
     bronze_columns,
-    copy_commit_to_parquet,
     delta_commit,
+    find_txn_commit,
     latest_delta_version,
+    mirror_commit_to_parquet,
+    purge_rejects,
+    txn_app_id,
     write_delta,
     write_rejects,
     write_staging,
 )
 
 logger = logging.getLogger(__name__)
+
+CRASH_ENV = "BRONZE_CRASH_AT"
+CRASH_POINTS = ("after_pending", "after_staging", "after_delta", "after_parquet", "after_rejects", "after_manifest")
 
 Reader = Callable[[SparkSession, TableConfig, list[fs.FileInfo]], SourceFrame]
 READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet, "xlsx": read_xlsx}
@@ -69,6 +83,7 @@ class FileResult:
     rejected: dict[str, int] = field(default_factory=dict)
     status: str = INGESTED
     error: str | None = None
+    reported_again: bool = False  # failed in an earlier run and unchanged: not read, not counted as new
 
     @property
     def rows_rejected(self) -> int:
@@ -176,6 +191,26 @@ def _count_by_file(df: DataFrame) -> dict[str, dict[str | None, int]]:
     return out
 
 
+def crash_point(name: str) -> None:
+    """Kill-and-rerun tests: SIGKILL the whole process group (driver JVM included) at a named point."""
+    if os.environ.get(CRASH_ENV) == name:
+        logger.warning("crash point %s: killing the process group with SIGKILL", name)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def _log_file(table: str, f: FileResult) -> None:
+    logger.info(
+        "%s: %s: %s, read %d, valid %d, rejected %d%s",
+        table,
+        f.path,
+        f.status,
+        f.rows_read,
+        f.rows_valid,
+        f.rows_rejected,
+        f" ({f.error})" if f.error else "",
+    )
+
+
 def ingest_table(
     spark: SparkSession, job: JobConfig, table: TableConfig, manifest: Manifest | None, run: RunResult
 ) -> TableResult:
@@ -183,179 +218,299 @@ def ingest_table(
     started = time.monotonic()
     result = TableResult(table.name)
     paths = LakePaths(job.lake)
+    writing = manifest is not None and not job.dry_run
+    if writing:
+        sync_parquet_mirror(spark, table, manifest, paths)
+        result.files.extend(recover(spark, table, manifest, paths, run))
+        if job.reprocess:
+            reprocess(spark, job, table, manifest, paths)
     listed = fs.list_files(spark, job.raw, table.source)
+    new = listed
     if manifest is not None:
         triage = manifest.triage(listed, lambda p: fs.checksum(spark, p))
-        new, result.files_skipped = triage.new, len(triage.skipped)
-        result.files_changed = len(triage.changed)
+        new, result.files_skipped, result.files_changed = triage.new, len(triage.skipped), len(triage.changed)
         for f in triage.changed:
             logger.warning(
                 "%s: %s changed since it was ingested; not re-ingested (use --reprocess)", table.name, f.path
             )
-        if triage.changed and not job.dry_run:
+        if triage.changed and writing:
             manifest.mark_changed(f.path for f in triage.changed)
         for f, seen in triage.failed_before:
-            error = f"{seen.error} (unchanged since run {seen.run_id})"
-            result.files.append(FileResult(f.path, status=FAILED, error=error))
-    else:
-        new = listed
-    result.files_new = len(new)
+            result.files.append(
+                FileResult(
+                    f.path,
+                    status=FAILED,
+                    error=f"{seen.error} (unchanged since run {seen.run_id})",
+                    reported_again=True,
+                )
+            )
     logger.info("%s: %d files listed, %d new, %d skipped", table.name, len(listed), len(new), result.files_skipped)
-    if not new:
-        result.files_failed = len(result.files)
-        result.seconds = time.monotonic() - started
-        return result
     reader = READERS.get(table.format)
-    if reader is None:
+    if new and reader is None:
         result.note = f"format {table.format!r} not supported yet"
         logger.warning("%s: %s; %d files left for a later run", table.name, result.note, len(new))
-        result.files_new = 0
-        result.seconds = time.monotonic() - started
-        return result
-
-    src = reader(spark, table, new)
-    by_path = {f.path: FileResult(f.path) for f in new}
-    for path, error in src.failed.items():
-        by_path[path].status, by_path[path].error = FAILED, f"{UNREADABLE_FILE}: {error}"
-    counts: dict[str, dict[str | None, int]] = {}
-    if not src.parts and src.failed and not job.dry_run:
-        _land_file_rejects(spark, table, src.failed, paths, run)
-    if src.parts:
-        rows = tag_rows(table, src, run.ingestion_ts, run.run_id)
-        counts = _count_by_file(rows) if job.dry_run else _land(spark, table, src, rows, paths, run)
-    for path, per_reason in counts.items():
-        fr = by_path.get(path)
-        if fr is None:
-            raise ConservationError(f"{table.name}: expected rows only from the new files, found rows from {path}")
-        fr.rows_valid = per_reason.get(None, 0)
-        fr.rejected = {k: v for k, v in per_reason.items() if k is not None}
-        fr.rows_read = fr.rows_valid + fr.rows_rejected
-    result.files = [*result.files, *(by_path[f.path] for f in new)]
+        new = []
+    if new:
+        src = reader(spark, table, new)
+        if writing:
+            result.files.extend(_write_batch(spark, table, src, new, manifest, paths, run))
+        else:
+            result.files.extend(_count_batch(table, src, new, run))
+    result.files_new = sum(1 for f in result.files if not f.reported_again)
     result.files_failed = sum(1 for f in result.files if f.status == FAILED)
     for f in result.files:
-        logger.info(
-            "%s: %s: %s, read %d, valid %d, rejected %d%s",
-            table.name,
-            f.path,
-            f.status,
-            f.rows_read,
-            f.rows_valid,
-            f.rows_rejected,
-            f" ({f.error})" if f.error else "",
-        )
-    if manifest is not None and not job.dry_run:
-        sizes = {f.path: f for f in new}
-        manifest.record_files(
-            (
-                FileRecord(
-                    src_path=f.path,
-                    table_name=table.name,
-                    row_count=f.rows_read,
-                    valid_count=f.rows_valid,
-                    reject_count=f.rows_rejected,
-                    status=f.status,
-                    checksum=fs.checksum(spark, f.path),
-                    size_bytes=sizes[f.path].size,
-                    mtime_ms=sizes[f.path].mtime_ms,
-                    run_id=run.run_id,
-                    error=f.error,
-                )
-                for f in result.files
-                if f.path in sizes
-            ),
-            run.ingestion_ts,
-        )
+        _log_file(table.name, f)
     result.seconds = time.monotonic() - started
     return result
 
 
-def file_rejects_frame(spark: SparkSession, failed: Mapping[str, str], run: RunResult) -> DataFrame:
-    """One file-level reject entry per unreadable file (raw_record NULL: there are no rows to keep)."""
-    rows = [(UNREADABLE_FILE, error, None, path, None, run.ingestion_ts, run.run_id) for path, error in failed.items()]
-    return spark.createDataFrame(rows, REJECT_SCHEMA)
+def _file_results(
+    paths_in_batch: list[str], failed: Mapping[str, str | None], counts: Mapping[str, Mapping[str | None, int]]
+) -> list[FileResult]:
+    """Per-file outcome from the staged counts; rows read = valid + rejected by construction."""
+    out = []
+    for path in paths_in_batch:
+        error = failed.get(path)
+        if error:
+            out.append(FileResult(path, status=FAILED, error=f"{UNREADABLE_FILE}: {error}"))
+            continue
+        per_reason = counts.get(path, {})
+        fr = FileResult(path, rows_valid=per_reason.get(None, 0))
+        fr.rejected = {k: v for k, v in per_reason.items() if k is not None}
+        fr.rows_read = fr.rows_valid + fr.rows_rejected
+        out.append(fr)
+    unknown = set(counts) - set(paths_in_batch)
+    if unknown:
+        raise ConservationError(f"expected rows only from the batch's files, found rows from {sorted(unknown)}")
+    return out
 
 
-def _land_file_rejects(
-    spark: SparkSession, table: TableConfig, failed: Mapping[str, str], paths: LakePaths, run: RunResult
-) -> None:
-    write_rejects(file_rejects_frame(spark, failed, run), paths, table.name, run.run_id)
+def _count_batch(table: TableConfig, src: SourceFrame, files: list[fs.FileInfo], run: RunResult) -> list[FileResult]:
+    """Dry run: the same reading and validation, counted by one aggregation; nothing is written."""
+    counts = _count_by_file(tag_rows(table, src, run.ingestion_ts, run.run_id)) if src.parts else {}
+    return _file_results([f.path for f in files], src.failed, counts)
 
 
-def _land(
+def _write_batch(
     spark: SparkSession,
     table: TableConfig,
     src: SourceFrame,
-    rows: DataFrame,
+    files: list[fs.FileInfo],
+    manifest: Manifest,
     paths: LakePaths,
     run: RunResult,
-) -> dict[str, dict[str | None, int]]:
-    """Write one run's rows of a table: staging once, then Delta, Parquet copy and rejects. Returns counts."""
-    run_id = run.run_id
+) -> list[FileResult]:
+    """Pending rows first (write-ahead), then the single staging write, then finish."""
+    pending = [
+        FileRecord(
+            src_path=f.path,
+            table_name=table.name,
+            row_count=0,
+            valid_count=0,
+            reject_count=0,
+            status=PENDING,
+            checksum=fs.checksum(spark, f.path),
+            size_bytes=f.size,
+            mtime_ms=f.mtime_ms,
+            run_id=run.run_id,
+            error=src.failed.get(f.path),
+        )
+        for f in files
+    ]
+    manifest.record_files(pending, run.ingestion_ts)
+    crash_point("after_pending")
+    if src.parts:
+        write_staging(tag_rows(table, src, run.ingestion_ts, run.run_id), paths.staging(run.run_id, table.name))
+    crash_point("after_staging")
+    return finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False)
+
+
+def finish(
+    spark: SparkSession,
+    table: TableConfig,
+    run_id: str,
+    ingestion_ts: datetime,
+    manifest: Manifest,
+    paths: LakePaths,
+    recovering: bool,
+) -> list[FileResult]:
+    """Land a staged batch: Delta, Parquet mirror, rejects, manifest. Safe to repeat after a crash."""
+    pending = manifest.pending(table.name).get(run_id, [])
+    failed = {r.src_path: r.error for r in pending if r.error}
     staging = paths.staging(run_id, table.name)
-    write_staging(rows, staging)
-    staged = spark.read.parquet(staging)
-    counts = _count_by_file(staged)
-    valid_rows = sum(per.get(None, 0) for per in counts.values())
-    rejected_rows = sum(n for per in counts.values() for k, n in per.items() if k is not None)
+    counts = _count_by_file(spark.read.parquet(staging)) if fs.exists(spark, fs.join(staging, "_SUCCESS")) else {}
+    results = _file_results([r.src_path for r in pending], failed, counts)
+    valid_rows = sum(f.rows_valid for f in results)
+    rejected_rows = sum(f.rows_rejected for f in results)
 
     if valid_rows:
-        valid_dir = fs.join(staging, f"{KIND}={VALID}")
-        valid = spark.read.parquet(valid_dir).select(*bronze_columns(table, AUDIT_COLUMNS))
-        data_bytes = fs.total_size(spark, valid_dir)
-        n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
-        # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
-        valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
-        max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
         delta_path = paths.delta(table.name)
-        write_delta(valid, delta_path, table, max_records)
-        commit = delta_commit(spark, delta_path, latest_delta_version(spark, delta_path))
+        app_id = txn_app_id(table.name, run_id)
+        version = find_txn_commit(spark, delta_path, app_id) if recovering else None
+        if version is None:
+            valid_dir = fs.join(staging, f"{KIND}={VALID}")
+            valid = spark.read.parquet(valid_dir).select(*bronze_columns(table, AUDIT_COLUMNS))
+            data_bytes = fs.total_size(spark, valid_dir)
+            n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
+            # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
+            valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
+            max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
+            write_delta(valid, delta_path, table, app_id, max_records)
+            crash_point("after_delta")
+            version = find_txn_commit(spark, delta_path, app_id, lookback=5)
+        if version is None:
+            raise ConservationError(f"{table.name}: expected a Delta commit for {app_id}, found none")
+        commit = delta_commit(spark, delta_path, version)
         if commit.rows != valid_rows:
             raise ConservationError(
-                f"{table.name}: expected {valid_rows} valid rows in Delta commit {commit.version}, found {commit.rows}"
+                f"{table.name}: expected {valid_rows} valid rows in Delta commit {version}, found {commit.rows}"
             )
-        copy_commit_to_parquet(spark, commit, delta_path, paths.parquet(table.name))
-        logger.info(
-            "%s: %d valid rows -> Delta v%d, %d files",
-            table.name,
-            valid_rows,
-            commit.version,
-            len(commit.files),
-        )
-    if rejected_rows or src.failed:
-        rejects = file_rejects_frame(spark, src.failed, run)
+        sync_parquet_mirror(spark, table, manifest, paths)
+        crash_point("after_parquet")
+        logger.info("%s: %d valid rows -> Delta v%d, %d files", table.name, valid_rows, version, len(commit.files))
+    if rejected_rows or failed:
+        rejects = file_rejects_frame(spark, failed, ingestion_ts, run_id)
         if rejected_rows:
-            staged_rejects = spark.read.parquet(fs.join(staging, f"{KIND}={REJECT}")).select(*REJECT_COLUMNS)
-            rejects = staged_rejects.unionByName(rejects)
+            staged = spark.read.parquet(fs.join(staging, f"{KIND}={REJECT}")).select(*REJECT_COLUMNS)
+            rejects = staged.unionByName(rejects)
         write_rejects(rejects, paths, table.name, run_id)
+        crash_point("after_rejects")
         logger.info("%s: %d rejected rows -> %s", table.name, rejected_rows, paths.rejects(table.name, "parquet"))
+    by_path = {r.src_path: r for r in pending}
+    manifest.complete(
+        table.name,
+        run_id,
+        [
+            FileRecord(
+                src_path=f.path,
+                table_name=table.name,
+                row_count=f.rows_read,
+                valid_count=f.rows_valid,
+                reject_count=f.rows_rejected,
+                status=f.status,
+                checksum=by_path[f.path].checksum,
+                size_bytes=by_path[f.path].size_bytes,
+                mtime_ms=by_path[f.path].mtime_ms,
+                run_id=run_id,
+                error=f.error,
+            )
+            for f in results
+        ],
+        datetime.now(UTC),
+    )
+    crash_point("after_manifest")
     fs.delete(spark, staging)
-    return counts
+    return results
 
 
-def run(spark: SparkSession, job: JobConfig, args: list[str] | None = None) -> RunResult:
-    """Run every configured table; one failing table does not stop the others."""
+def recover(
+    spark: SparkSession, table: TableConfig, manifest: Manifest, paths: LakePaths, run: RunResult
+) -> list[FileResult]:
+    """Batches a killed run left pending: finish them if their staging write completed, else undo them."""
+    results: list[FileResult] = []
+    for dead_run, rows in manifest.pending(table.name).items():
+        staging = paths.staging(dead_run, table.name)
+        needs_staging = any(r.error is None for r in rows)
+        if not needs_staging or fs.exists(spark, fs.join(staging, "_SUCCESS")):
+            logger.warning(
+                "%s: finishing the batch of run %s, which did not complete (%d files)", table.name, dead_run, len(rows)
+            )
+            ingestion_ts = manifest.run_started_at(dead_run) or run.ingestion_ts
+            results.extend(finish(spark, table, dead_run, ingestion_ts, manifest, paths, recovering=True))
+        else:
+            logger.warning(
+                "%s: undoing the batch of run %s, killed before staging completed (%d files)",
+                table.name,
+                dead_run,
+                len(rows),
+            )
+            fs.delete(spark, staging)
+            manifest.forget(r.src_path for r in rows)
+        manifest.mark_crashed([dead_run], run.run_id)
+    return results
+
+
+def sync_parquet_mirror(spark: SparkSession, table: TableConfig, manifest: Manifest, paths: LakePaths) -> None:
+    """Replay the Delta commits the Parquet output has not seen yet (repairs a mirror cut short by a crash)."""
+    delta_path = paths.delta(table.name)
+    latest = latest_delta_version(spark, delta_path)
+    if latest is None:
+        return
+    done = manifest.mirrored_version(table.name)
+    for version in range(done + 1, latest + 1):
+        mirror_commit_to_parquet(spark, delta_commit(spark, delta_path, version), delta_path, paths.parquet(table.name))
+        manifest.set_mirrored_version(table.name, version)
+
+
+def _matches(pattern: str, src_path: str, raw: str) -> bool:
+    """--reprocess takes a full path/URI, a path relative to --raw, or a glob of either."""
+    rel = src_path[len(fs.qualify(raw)) :].lstrip("/") if src_path.startswith(fs.qualify(raw)) else None
+    candidates = {pattern, fs.qualify(pattern) if fs.is_local(pattern) else pattern}
+    return any(fnmatch.fnmatchcase(src_path, c) for c in candidates) or (
+        rel is not None and fnmatch.fnmatchcase(rel, pattern)
+    )
+
+
+def reprocess(spark: SparkSession, job: JobConfig, table: TableConfig, manifest: Manifest, paths: LakePaths) -> None:
+    """Remove the rows of the files named by --reprocess from Delta, Parquet and rejects, and forget them in
+    the manifest, so this run ingests their current content as new. Re-running the same command after a
+    crash finishes the job (each step is idempotent)."""
+    targets = sorted(p for p in manifest.files_of(table.name) if _matches(job.reprocess, p, job.raw))
+    if not targets:
+        return
+    logger.warning("%s: reprocessing %d files: removing their rows first", table.name, len(targets))
+    delta_path = paths.delta(table.name)
+    if latest_delta_version(spark, delta_path) is not None:
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(spark, delta_path).delete(F.col("src_filename").isin(targets))
+        sync_parquet_mirror(spark, table, manifest, paths)
+    purge_rejects(spark, paths, table.name, targets)
+    manifest.forget(targets)
+
+
+def file_rejects_frame(
+    spark: SparkSession, failed: Mapping[str, str | None], ingestion_ts: datetime, run_id: str
+) -> DataFrame:
+    """One file-level reject entry per unreadable file (raw_record NULL: there are no rows to keep)."""
+    rows = [(UNREADABLE_FILE, error, None, path, None, ingestion_ts, run_id) for path, error in failed.items()]
+    return spark.createDataFrame(rows, REJECT_SCHEMA)
+
+
+def cleanup_staging(spark: SparkSession, lake: str, manifest: Manifest) -> None:
+    """Staging folders of runs with nothing pending are leftovers of a crash after the manifest update."""
+    keep = manifest.runs_with_pending()
+    for name in fs.list_dirs(spark, fs.join(lake, "_staging")):
+        if name not in keep:
+            fs.delete(spark, fs.join(lake, "_staging", name))
+
+
+def run(spark: SparkSession, job: JobConfig, args: list[str] | None = None, lock_wait: float = 300.0) -> RunResult:
+    """Run every configured table under the lake's run lock."""
     now = datetime.now(UTC)
     result = RunResult(new_run_id(now), now, job.dry_run)
-    manifest = Manifest(job.manifest) if not job.dry_run else _read_only_manifest(job.manifest)
-    try:
-        if manifest is not None and not job.dry_run:
+    if job.dry_run:
+        manifest = _read_only_manifest(job.manifest)
+        try:
+            for table in job.tables:
+                result.tables.append(ingest_table(spark, job, table, manifest, result))
+        finally:
+            if manifest is not None:
+                manifest.close()
+        return result
+    with RunLock(job.lake, result.run_id, lock_wait):
+        manifest = Manifest(job.manifest, wait_seconds=lock_wait)
+        try:
             manifest.start_run(result.run_id, now, args or [])
-        for table in job.tables:
-            result.tables.append(ingest_table(spark, job, table, manifest, result))
-        if manifest is not None and not job.dry_run:
+            cleanup_staging(spark, job.lake, manifest)
+            for table in job.tables:
+                result.tables.append(ingest_table(spark, job, table, manifest, result))
             from bronze.report import summary_dict
 
-            manifest.end_run(
-                result.run_id,
-                datetime.now(UTC),
-                "failed" if result.failed else "succeeded",
-                result.totals(),
-                summary_dict(result),
-            )
-        if not job.dry_run:
+            status = "failed" if result.failed else "succeeded"
+            manifest.end_run(result.run_id, datetime.now(UTC), status, result.totals(), summary_dict(result))
             fs.delete(spark, fs.join(job.lake, "_staging", result.run_id))
-    finally:
-        if manifest is not None:
+        finally:
             manifest.close()
     return result
 

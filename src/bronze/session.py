@@ -15,6 +15,8 @@ REQUIRED_CONF: dict[str, str] = {
     # Readable by DuckDB, pyarrow and Spark alike (Spark's default INT96 is legacy).
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.sources.partitionColumnTypeInference.enabled": "true",
+    # The Parquet output mirrors Delta commits file by file: deletes must rewrite files, not add vectors.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
 
 

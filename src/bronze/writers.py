@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from bronze import fs
 from bronze.config import TableConfig
@@ -63,7 +64,8 @@ class DeltaCommit:
     """What one Delta write added: its version and the data files with their row counts."""
 
     version: int
-    files: tuple[tuple[str, int], ...]  # (relative path as in the log, numRecords)
+    files: tuple[tuple[str, int], ...]  # added: (relative path as in the log, numRecords)
+    removed: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -81,8 +83,9 @@ def bronze_columns(table: TableConfig, audit: Sequence[str]) -> list[str]:
     return [*base, *audit, *table.partition_by]
 
 
-def write_delta(df: DataFrame, path: str, table: TableConfig, max_records: int = 0) -> None:
-    writer = df.write.format("delta").mode("append")
+def write_delta(df: DataFrame, path: str, table: TableConfig, txn_app_id: str, max_records: int = 0) -> None:
+    """Append with a Delta transaction id: a retried write of the same batch is skipped by Delta itself."""
+    writer = df.write.format("delta").mode("append").option("txnAppId", txn_app_id).option("txnVersion", 0)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
     if max_records:
@@ -90,41 +93,95 @@ def write_delta(df: DataFrame, path: str, table: TableConfig, max_records: int =
     writer.save(path)
 
 
-def latest_delta_version(spark: SparkSession, path: str) -> int:
+def txn_app_id(table: str, run_id: str) -> str:
+    return f"bronze:{table}:{run_id}"
+
+
+def _commit_actions(spark: SparkSession, table_path: str, version: int) -> list[dict]:
+    text = fs.read_text(spark, fs.join(table_path, "_delta_log", f"{version:020d}.json"))
+    if text is None:
+        raise FileNotFoundError(f"expected Delta commit {version} under {table_path}, found none")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def latest_delta_version(spark: SparkSession, path: str) -> int | None:
+    """The table's current version, or None if there is no Delta table at path."""
     from delta.tables import DeltaTable
 
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
     return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
 
 
 def delta_commit(spark: SparkSession, table_path: str, version: int) -> DeltaCommit:
-    """The add actions of one commit, read from its JSON log entry."""
-    text = fs.read_text(spark, fs.join(table_path, "_delta_log", f"{version:020d}.json"))
-    if text is None:
-        raise FileNotFoundError(f"expected Delta commit {version} under {table_path}, found none")
-    files = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        action = json.loads(line)
-        add = action.get("add")
-        if add and add.get("dataChange", True):
-            stats = json.loads(add.get("stats") or "{}")
-            files.append((add["path"], int(stats.get("numRecords", -1))))
-    return DeltaCommit(version, tuple(files))
+    """The data files one commit added and removed, read from its JSON log entry."""
+    added, removed = [], []
+    for action in _commit_actions(spark, table_path, version):
+        if "add" in action and action["add"].get("dataChange", True):
+            stats = json.loads(action["add"].get("stats") or "{}")
+            added.append((action["add"]["path"], int(stats.get("numRecords", -1))))
+        elif "remove" in action and action["remove"].get("dataChange", True):
+            removed.append(action["remove"]["path"])
+    return DeltaCommit(version, tuple(added), tuple(removed))
 
 
-def copy_commit_to_parquet(spark: SparkSession, commit: DeltaCommit, delta_path: str, parquet_path: str) -> None:
-    """Mirror a Delta commit's data files into the plain Parquet output (same bytes, same folders)."""
+def find_txn_commit(spark: SparkSession, table_path: str, app_id: str, lookback: int = 200) -> int | None:
+    """The version of the commit that carried this transaction id (searching back from the latest)."""
+    latest = latest_delta_version(spark, table_path)
+    if latest is None:
+        return None
+    for version in range(latest, max(-1, latest - lookback), -1):
+        for action in _commit_actions(spark, table_path, version):
+            if action.get("txn", {}).get("appId") == app_id:
+                return version
+    return None
+
+
+def mirror_commit_to_parquet(spark: SparkSession, commit: DeltaCommit, delta_path: str, parquet_path: str) -> None:
+    """Apply a Delta commit to the plain Parquet output: copy the files it added (same bytes, same folders),
+    delete the ones it removed. Re-applying a commit is harmless (copies overwrite, deletes of gone files no-op).
+    """
     for rel, _ in commit.files:
         # Log paths are URI-encoded; on disk the folder names keep Hive escaping (x=A%2FA).
         on_disk = unquote(rel)
         fs.copy_file(spark, fs.join(delta_path, on_disk), fs.join(parquet_path, on_disk))
+    for rel in commit.removed:
+        fs.delete(spark, fs.join(parquet_path, unquote(rel)))
 
 
 def write_rejects(df: DataFrame, paths: LakePaths, table: str, run_id: str) -> None:
-    """Rejected rows of a run as Parquet and as one CSV file with header, under run_id=<run> folders."""
+    """Rejected rows of a run as Parquet and as one CSV file with header, under run_id=<run> folders.
+
+    Overwriting the run's own folders makes a retried write of the same batch replace, never add.
+    """
     body = df.select(*[c for c in REJECT_COLUMNS if c != "run_id"])
     pq = fs.join(paths.rejects(table, "parquet"), f"run_id={run_id}")
     csv = fs.join(paths.rejects(table, "csv"), f"run_id={run_id}")
     body.coalesce(1).write.mode("overwrite").parquet(pq)
-    body.coalesce(1).write.mode("overwrite").option("header", "true").option("escape", '"').csv(csv)
+    # The CSV copy is derived from the Parquet just written, so both hold the same rows even on a retry.
+    spark = df.sparkSession
+    spark.read.parquet(pq).coalesce(1).write.mode("overwrite").option("header", "true").option("escape", '"').csv(csv)
+
+
+def purge_rejects(spark: SparkSession, paths: LakePaths, table: str, src_paths: list[str]) -> None:
+    """Remove the rejects of some source files (before they are reprocessed), run folder by run folder."""
+    root = paths.rejects(table, "parquet")
+    if not fs.exists(spark, root):
+        return
+    runs = [
+        r.run_id
+        for r in spark.read.parquet(root)
+        .where(F.col("src_filename").isin(src_paths))
+        .select("run_id")
+        .distinct()
+        .collect()
+    ]
+    for run_id in runs:
+        folder = fs.join(root, f"run_id={run_id}")
+        kept = spark.read.parquet(folder).where(~F.col("src_filename").isin(src_paths))
+        # Spark cannot overwrite a folder it is reading: go through a side folder.
+        side = fs.join(paths.lake, "_staging", f"purge-{run_id}", table)
+        kept.write.mode("overwrite").parquet(side)
+        rows = spark.read.parquet(side).withColumn("run_id", F.lit(run_id))
+        write_rejects(rows, paths, table, run_id)
+        fs.delete(spark, side)
