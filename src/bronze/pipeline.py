@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -195,6 +196,8 @@ def crash_point(name: str) -> None:
     """Kill-and-rerun tests: SIGKILL the whole process group (driver JVM included) at a named point."""
     if os.environ.get(CRASH_ENV) == name:
         logger.warning("crash point %s: killing the process group with SIGKILL", name)
+        sys.stderr.flush()
+        time.sleep(0.5)  # let spark-submit relay the line above before everything dies
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
@@ -509,7 +512,7 @@ def run(spark: SparkSession, job: JobConfig, args: list[str] | None = None, lock
 
             status = "failed" if result.failed else "succeeded"
             manifest.end_run(result.run_id, datetime.now(UTC), status, result.totals(), summary_dict(result))
-            fs.delete(spark, fs.join(job.lake, "_staging", result.run_id))
+            cleanup_staging(spark, job.lake, manifest)
         finally:
             manifest.close()
     return result

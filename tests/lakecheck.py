@@ -1,0 +1,60 @@
+"""Helpers for tests that compare whole lakes: the same source rows, exactly once, in every output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from chispa import assert_df_equality
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import MapType
+
+from bronze.writers import LakePaths
+
+RUN_COLUMNS = ("ingestion_ts", "run_id")  # differ between two runs by design
+
+
+def comparable(df: DataFrame) -> DataFrame:
+    """Maps cannot be sorted: compare them as JSON of their sorted entries."""
+    cols = [
+        F.to_json(F.map_from_entries(F.array_sort(F.map_entries(f.name)))).alias(f.name)
+        if isinstance(f.dataType, MapType)
+        else F.col(f.name)
+        for f in df.schema.fields
+    ]
+    return df.select(*cols)
+
+
+def lake_state(spark: SparkSession, lake: Path, tables: list[str]) -> dict[str, tuple[DataFrame, DataFrame, DataFrame]]:
+    """table -> (Delta rows, Parquet rows, reject rows), run columns dropped."""
+    paths = LakePaths(str(lake))
+    out = {}
+    for t in tables:
+        delta = spark.read.format("delta").load(paths.delta(t))
+        parquet = spark.read.schema(delta.schema).parquet(paths.parquet(t))
+        rejects = spark.read.parquet(paths.rejects(t, "parquet"))
+        out[t] = tuple(comparable(df.drop(*RUN_COLUMNS)) for df in (delta, parquet, rejects))
+    return out
+
+
+def assert_same_lake(spark: SparkSession, got: Path, want: Path, tables: list[str]) -> None:
+    """Row-by-row equality of Delta, Parquet and rejects (ignoring run ids and times), and Parquet == Delta."""
+    g, w = lake_state(spark, got, tables), lake_state(spark, want, tables)
+    for t in tables:
+        for part in range(3):  # Delta, Parquet, rejects
+            assert_df_equality(g[t][part], w[t][part], ignore_row_order=True)
+        assert_df_equality(g[t][1], g[t][0], ignore_row_order=True)
+
+
+def manifest_rows(manifest: Path) -> list[tuple]:
+    con = duckdb.connect(str(manifest), read_only=True)
+    try:
+        return sorted(
+            con.execute(
+                "SELECT src_path, table_name, row_count, valid_count, reject_count, status "
+                "FROM manifest_processed_files"
+            ).fetchall()
+        )
+    finally:
+        con.close()
