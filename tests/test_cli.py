@@ -62,3 +62,48 @@ def test_run_dry_run_and_bad_usage(project_dir: Path, tmp_path: Path) -> None:
     # spark-submit merges the Python driver's stderr into stdout.
     assert "--tables: expected names among" in bad.stdout + bad.stderr
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_clear_errors_without_a_traceback_wall(project_dir: Path, tmp_path: Path) -> None:
+    conf = str(project_dir / "conf" / "bronze.yaml")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "not_a_db.duckdb").write_text("this is not a DuckDB file\n")
+    (tmp_path / "a_dir.duckdb").mkdir()
+    cases = {
+        "missing raw": (["--raw", str(tmp_path / "nope")], "expected the raw input folder"),
+        "manifest is a folder": (["--manifest", str(tmp_path / "a_dir.duckdb")], "expected a file for --manifest"),
+        "manifest not duckdb": (["--manifest", str(tmp_path / "not_a_db.duckdb")], "expected a usable DuckDB manifest"),
+    }
+    for name, (args, message) in cases.items():
+        base = ["--config", conf, "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake")]
+        done = _submit(project_dir, *base, "--manifest", str(tmp_path / "m.duckdb"), *args)
+        out = done.stdout + done.stderr
+        assert done.returncode == 2, (name, out[-3000:])
+        assert message in out, name
+        assert "Traceback" not in out, name
+
+
+def test_manifest_is_queryable_with_the_duckdb_cli(project_dir: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.duckdb"
+    run = _submit(
+        project_dir,
+        "--raw",
+        str(project_dir / "data_raw"),
+        "--lake",
+        str(tmp_path / "lake"),
+        "--manifest",
+        str(manifest),
+        "--tables",
+        "products",
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    query = "SELECT table_name, status, count(*), sum(row_count), sum(valid_count), sum(reject_count) " + (
+        "FROM manifest_processed_files GROUP BY ALL"
+    )
+    out = subprocess.run(
+        [str(project_dir / ".venv" / "bin" / "duckdb"), "-readonly", "-csv", str(manifest), "-c", query],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.splitlines()[1] == "products,ingested,2,200,194,6"
