@@ -42,6 +42,15 @@ FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
 
 
 @dataclass(frozen=True)
+class MergeConfig:
+    """How a change log is applied: newest `sequence_by` wins per key, `op_column` = `delete_value` is a delete."""
+
+    sequence_by: str
+    op_column: str
+    delete_value: str = "DELETE"
+
+
+@dataclass(frozen=True)
 class TableConfig:
     """One bronze table: where its files are, how to read them, and how bronze is laid out."""
 
@@ -53,6 +62,8 @@ class TableConfig:
     derived: Mapping[str, str] = field(default_factory=dict)
     keys: tuple[str, ...] = ()
     options: Mapping[str, str] = field(default_factory=dict)
+    # Change-log sources (format delta): MERGE into bronze by `keys` instead of appending.
+    merge: MergeConfig | None = None
 
     @property
     def not_null_columns(self) -> tuple[str, ...]:
@@ -198,7 +209,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     where = f"table {name!r}"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping, found {type(raw).__name__}")
-    unknown = set(raw) - {"source", "format", "schema", "partition_by", "derived", "keys", "options"}
+    unknown = set(raw) - {"source", "format", "schema", "partition_by", "derived", "keys", "options", "merge"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     for key in ("source", "format", "schema"):
@@ -222,6 +233,17 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     if missing:
         raise ConfigError(f"{where}: expected key columns among {schema.names}, found {missing}")
     options = {str(k): str(v) for k, v in (raw.get("options") or {}).items()}
+    merge = None
+    if raw.get("merge"):
+        m = raw["merge"]
+        if not isinstance(m, Mapping) or not m.get("sequence_by") or not m.get("op_column"):
+            raise ConfigError(f"{where}.merge: expected sequence_by and op_column, found {m!r}")
+        if not keys:
+            raise ConfigError(f"{where}.merge: expected keys to merge by, found none")
+        for col in (m["sequence_by"], m["op_column"]):
+            if col not in schema.names:
+                raise ConfigError(f"{where}.merge: expected a contract column, found {col!r}")
+        merge = MergeConfig(str(m["sequence_by"]), str(m["op_column"]), str(m.get("delete_value", "DELETE")))
     return TableConfig(
         name=name,
         source=str(raw["source"]),
@@ -231,6 +253,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         derived=derived,
         keys=keys,
         options=options,
+        merge=merge,
     )
 
 

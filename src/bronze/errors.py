@@ -25,3 +25,7 @@ class UnreadableFileError(BronzeError):
 
 class LockTimeoutError(BronzeError):
     """Another bronze run holds the lake or the manifest, and it did not finish within the wait."""
+
+
+class SourceError(BronzeError):
+    """A source cannot be read as configured (e.g. a change log that is not append-only)."""

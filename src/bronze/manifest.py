@@ -217,8 +217,15 @@ class Manifest:
             out.setdefault(r[9], []).append(FileRecord(*r))
         return out
 
-    def complete(self, table: str, run_id: str, records: Iterable[FileRecord], processed_at: datetime) -> None:
-        """Turn a batch's pending rows into their outcome, in one transaction."""
+    def complete(
+        self,
+        table: str,
+        run_id: str,
+        records: Iterable[FileRecord],
+        processed_at: datetime,
+        watermark: int | None = None,
+    ) -> None:
+        """Turn a batch's pending rows into their outcome (and move the source watermark), in one transaction."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute(
@@ -226,6 +233,8 @@ class Manifest:
                 [table, run_id, PENDING],
             )
             self.record_files(records, processed_at)
+            if watermark is not None:
+                self.set_watermark(table, watermark, run_id)
             self.con.execute("COMMIT")
         except duckdb.Error:
             self.con.execute("ROLLBACK")
@@ -252,6 +261,14 @@ class Manifest:
     def run_started_at(self, run_id: str) -> datetime | None:
         row = self.con.execute("SELECT started_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
         return row[0] if row else None
+
+    def watermark(self, table: str) -> int:
+        """The last source version ingested for a Delta source (-1: none)."""
+        row = self.con.execute("SELECT source_version FROM watermarks WHERE table_name = ?", [table]).fetchone()
+        return int(row[0]) if row else -1
+
+    def set_watermark(self, table: str, version: int, run_id: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, now(), ?)", [table, version, run_id])
 
     def mirrored_version(self, table: str) -> int:
         """The last Delta version applied to the table's Parquet output (-1: none)."""

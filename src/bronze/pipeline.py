@@ -30,18 +30,27 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bronze import fs
+from bronze import deltalog, fs
 from bronze.audit import AUDIT_COLUMNS, with_audit_columns
 from bronze.config import JobConfig, TableConfig
-from bronze.errors import ConservationError
+from bronze.errors import ConservationError, SourceError
 from bronze.lock import RunLock
 from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest
-from bronze.readers import SourceFrame, read_csv, read_json_lines, read_parquet, read_xlsx
+from bronze.readers import (
+    COMMIT_VERSION,
+    SourceFrame,
+    read_csv,
+    read_delta_changes,
+    read_json_lines,
+    read_parquet,
+    read_xlsx,
+)
 from bronze.validation import (
     RAW_RECORD,
     REASON_CODE,
     REASON_DETAIL,
     UNREADABLE_FILE,
+    with_duplicates_in_batch,
     with_reject_reason,
     with_typed_columns,
 )
@@ -54,9 +63,6 @@ from bronze.writers import (
     VALID,
     LakePaths,
     bronze_columns,
-    delta_commit,
-    find_txn_commit,
-    latest_delta_version,
     mirror_commit_to_parquet,
     purge_rejects,
     txn_app_id,
@@ -165,22 +171,31 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
     Parts with different physical layouts are tagged apart and unioned: still one scan per part in one job.
     """
     sep = table.options.get("sep", table.options.get("delimiter", ",")) if table.format == "csv" else None
-    tagged_parts = [
-        part.df.transform(with_typed_columns(table.schema))
-        .transform(with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep))
-        .transform(with_derived_columns(table.derived))
-        .transform(with_audit_columns(ingestion_ts, run_id, table.schema.names))
-        .transform(with_kind)
-        .select(
-            *bronze_columns(table, AUDIT_COLUMNS),
-            F.col(REASON_CODE).alias("reason_code"),
-            F.col(REASON_DETAIL).alias("reason_detail"),
-            F.col(RAW_RECORD).alias("raw_record"),
-            F.when(F.col(REASON_CODE).isNotNull(), part.row_number).cast("long").alias("src_row_number"),
-            KIND,
+    tagged_parts = []
+    for part in src.parts:
+        # Source columns beyond the contract (schema evolution of a change log) ride along; internal ones start with _.
+        extras = [c for c in part.df.columns if c not in table.schema.names and not c.startswith("_")]
+        tagged = part.df.transform(with_typed_columns(table.schema)).transform(
+            with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep)
         )
-        for part in src.parts
-    ]
+        if table.merge:
+            tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
+        tagged = (
+            tagged.transform(with_derived_columns(table.derived))
+            .transform(with_audit_columns(ingestion_ts, run_id, table.schema.names))
+            .transform(with_kind)
+        )
+        tagged_parts.append(
+            tagged.select(
+                *bronze_columns(table, AUDIT_COLUMNS, extras),
+                F.col(REASON_CODE).alias("reason_code"),
+                F.col(REASON_DETAIL).alias("reason_detail"),
+                F.col(RAW_RECORD).alias("raw_record"),
+                F.when(F.col(REASON_CODE).isNotNull(), part.row_number).cast("long").alias("src_row_number"),
+                *([COMMIT_VERSION] if table.merge else []),
+                KIND,
+            )
+        )
     return reduce(DataFrame.unionByName, tagged_parts)
 
 
@@ -218,6 +233,8 @@ def ingest_table(
     spark: SparkSession, job: JobConfig, table: TableConfig, manifest: Manifest | None, run: RunResult
 ) -> TableResult:
     """Ingest every new file of one table; returns per-file counts."""
+    if table.format == "delta":
+        return ingest_delta_table(spark, job, table, manifest, run)
     started = time.monotonic()
     result = TableResult(table.name)
     paths = LakePaths(job.lake)
@@ -346,10 +363,14 @@ def finish(
     valid_rows = sum(f.rows_valid for f in results)
     rejected_rows = sum(f.rows_rejected for f in results)
 
-    if valid_rows:
+    if valid_rows and table.merge:
+        merge_batches(spark, table, fs.join(staging, f"{KIND}={VALID}"), paths.delta(table.name))
+        sync_parquet_mirror(spark, table, manifest, paths)
+        crash_point("after_parquet")
+    elif valid_rows:
         delta_path = paths.delta(table.name)
         app_id = txn_app_id(table.name, run_id)
-        version = find_txn_commit(spark, delta_path, app_id) if recovering else None
+        version = deltalog.find_txn_commit(spark, delta_path, app_id) if recovering else None
         if version is None:
             valid_dir = fs.join(staging, f"{KIND}={VALID}")
             valid = spark.read.parquet(valid_dir).select(*bronze_columns(table, AUDIT_COLUMNS))
@@ -360,10 +381,10 @@ def finish(
             max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
             write_delta(valid, delta_path, table, app_id, max_records)
             crash_point("after_delta")
-            version = find_txn_commit(spark, delta_path, app_id, lookback=5)
+            version = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=5)
         if version is None:
             raise ConservationError(f"{table.name}: expected a Delta commit for {app_id}, found none")
-        commit = delta_commit(spark, delta_path, version)
+        commit = deltalog.commit(spark, delta_path, version)
         if commit.rows != valid_rows:
             raise ConservationError(
                 f"{table.name}: expected {valid_rows} valid rows in Delta commit {version}, found {commit.rows}"
@@ -380,6 +401,8 @@ def finish(
         crash_point("after_rejects")
         logger.info("%s: %d rejected rows -> %s", table.name, rejected_rows, paths.rejects(table.name, "parquet"))
     by_path = {r.src_path: r for r in pending}
+    # Delta sources: the pending rows carry the commit that added each data file (checksum "delta-v<N>").
+    versions = [int(r.checksum.removeprefix("delta-v")) for r in pending if (r.checksum or "").startswith("delta-v")]
     manifest.complete(
         table.name,
         run_id,
@@ -400,10 +423,125 @@ def finish(
             for f in results
         ],
         datetime.now(UTC),
+        watermark=max(versions) if table.format == "delta" and versions else None,
     )
     crash_point("after_manifest")
     fs.delete(spark, staging)
     return results
+
+
+def with_tombstone(table: TableConfig) -> Callable[[DataFrame], DataFrame]:
+    """is_deleted / deleted_ts from the change's op: a DELETE keeps the row as a tombstone."""
+    merge = table.merge
+
+    def transform(df: DataFrame) -> DataFrame:
+        deleted = F.col(merge.op_column) == F.lit(merge.delete_value)
+        return df.withColumn("is_deleted", deleted).withColumn(
+            "deleted_ts", F.when(deleted, F.col(merge.sequence_by)).cast("timestamp")
+        )
+
+    return transform
+
+
+def merge_batches(spark: SparkSession, table: TableConfig, valid_dir: str, delta_path: str) -> None:
+    """MERGE each source commit's valid changes into bronze, in commit order.
+
+    Newest sequence value wins: a change updates a stored row only if strictly newer, so a late (older) change
+    never overwrites, and replaying a batch after a crash changes nothing. A DELETE sets is_deleted/deleted_ts
+    and keeps the other columns. New source columns evolve the target schema (withSchemaEvolution).
+    """
+    from delta.tables import DeltaTable
+
+    merge = table.merge
+    staged = spark.read.parquet(valid_dir)
+    # Bronze columns only: the staging also holds the reject columns (NULL here) and the commit version.
+    staged_only = {"reason_code", "reason_detail", "raw_record", "src_row_number", COMMIT_VERSION}
+    columns = [c for c in staged.columns if c not in staged_only]
+    versions = sorted(r[0] for r in staged.select(COMMIT_VERSION).distinct().collect())
+    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
+    newer = f"s.`{merge.sequence_by}` > t.`{merge.sequence_by}`"
+    tombstone = {
+        c: f"s.`{c}`" for c in ["is_deleted", "deleted_ts", merge.op_column, merge.sequence_by, *AUDIT_COLUMNS]
+    }
+    for version in versions:
+        batch = staged.where(F.col(COMMIT_VERSION) == version).select(*columns).transform(with_tombstone(table))
+        if deltalog.latest_version(spark, delta_path) is None:
+            batch.write.format("delta").mode("errorifexists").save(delta_path)
+        else:
+            (
+                DeltaTable.forPath(spark, delta_path)
+                .alias("t")
+                .merge(batch.alias("s"), cond)
+                .whenMatchedUpdate(condition=f"{newer} AND s.is_deleted", set=tombstone)
+                .whenMatchedUpdateAll(condition=f"{newer} AND NOT s.is_deleted")
+                .whenNotMatchedInsertAll()
+                .withSchemaEvolution()
+                .execute()
+            )
+        crash_point("after_delta")
+        logger.info("%s: merged source version %d into %s", table.name, version, delta_path)
+
+
+def ingest_delta_table(
+    spark: SparkSession, job: JobConfig, table: TableConfig, manifest: Manifest | None, run: RunResult
+) -> TableResult:
+    """A Delta source: read only the rows its commits appended after the watermark, then MERGE (or append)."""
+    started = time.monotonic()
+    result = TableResult(table.name)
+    paths = LakePaths(job.lake)
+    writing = manifest is not None and not job.dry_run
+    source = fs.join(job.raw, table.source)
+    if writing:
+        sync_parquet_mirror(spark, table, manifest, paths)
+        result.files.extend(recover(spark, table, manifest, paths, run))
+    after = manifest.watermark(table.name) if manifest is not None else -1
+    try:
+        changes = read_delta_changes(spark, table, source, after)
+    except SourceError as exc:
+        logger.error("%s: %s", table.name, exc)
+        result.files.append(FileResult(fs.qualify(source), status=FAILED, error=f"SOURCE_ERROR: {exc}"))
+        changes = None
+    if changes is None:
+        logger.info("%s: no source commit after version %d", table.name, after)
+    elif not changes.files:
+        logger.info("%s: versions %d..%d add no data files", table.name, after + 1, changes.to_version)
+        if writing:
+            manifest.set_watermark(table.name, changes.to_version, run.run_id)
+    elif not writing:
+        counts = _count_by_file(tag_rows(table, changes.frame, run.ingestion_ts, run.run_id))
+        result.files.extend(_file_results([f.path for f in changes.files], {}, counts))
+    else:
+        logger.info(
+            "%s: reading versions %d..%d (%d data files)", table.name, after + 1, changes.to_version, len(changes.files)
+        )
+        pending = [
+            FileRecord(
+                src_path=f.path,
+                table_name=table.name,
+                row_count=0,
+                valid_count=0,
+                reject_count=0,
+                status=PENDING,
+                checksum=f"delta-v{changes.file_versions[f.path]}",
+                size_bytes=f.size,
+                mtime_ms=f.mtime_ms,
+                run_id=run.run_id,
+            )
+            for f in changes.files
+        ]
+        manifest.record_files(pending, run.ingestion_ts)
+        crash_point("after_pending")
+        write_staging(
+            tag_rows(table, changes.frame, run.ingestion_ts, run.run_id), paths.staging(run.run_id, table.name)
+        )
+        crash_point("after_staging")
+        result.files.extend(finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False))
+    result.files_new = sum(1 for f in result.files if not f.reported_again and f.status != FAILED)
+    result.files_failed = sum(1 for f in result.files if f.status == FAILED)
+    for f in result.files:
+        _log_file(table.name, f)
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def recover(
@@ -436,12 +574,14 @@ def recover(
 def sync_parquet_mirror(spark: SparkSession, table: TableConfig, manifest: Manifest, paths: LakePaths) -> None:
     """Replay the Delta commits the Parquet output has not seen yet (repairs a mirror cut short by a crash)."""
     delta_path = paths.delta(table.name)
-    latest = latest_delta_version(spark, delta_path)
+    latest = deltalog.latest_version(spark, delta_path)
     if latest is None:
         return
     done = manifest.mirrored_version(table.name)
     for version in range(done + 1, latest + 1):
-        mirror_commit_to_parquet(spark, delta_commit(spark, delta_path, version), delta_path, paths.parquet(table.name))
+        mirror_commit_to_parquet(
+            spark, deltalog.commit(spark, delta_path, version), delta_path, paths.parquet(table.name)
+        )
         manifest.set_mirrored_version(table.name, version)
 
 
@@ -463,7 +603,7 @@ def reprocess(spark: SparkSession, job: JobConfig, table: TableConfig, manifest:
         return
     logger.warning("%s: reprocessing %d files: removing their rows first", table.name, len(targets))
     delta_path = paths.delta(table.name)
-    if latest_delta_version(spark, delta_path) is not None:
+    if deltalog.latest_version(spark, delta_path) is not None:
         from delta.tables import DeltaTable
 
         DeltaTable.forPath(spark, delta_path).delete(F.col("src_filename").isin(targets))

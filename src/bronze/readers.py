@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -40,8 +41,10 @@ from pyspark.sql.types import (
 )
 from pyspark.sql.window import Window
 
+from bronze import deltalog
 from bronze.config import TableConfig
-from bronze.fs import FileInfo, read_bytes, read_head
+from bronze.errors import SourceError
+from bronze.fs import FileInfo, qualify, read_bytes, read_head
 
 logger = logging.getLogger(__name__)
 
@@ -458,3 +461,81 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
         cells = F.struct(*[F.col(f"`{RAW_PREFIX}{c}`").alias(c) for c in names])
         parts.append(RawPart(rows, F.to_json(cells, {"ignoreNullFields": "false"}), F.col(ROW_NUMBER)))
     return SourceFrame(tuple(parts), file_rejects, failed)
+
+
+# --- Delta change logs ---------------------------------------------------------------------------
+
+COMMIT_VERSION = "_commit_version"
+
+
+@dataclass(frozen=True)
+class DeltaChanges:
+    """Rows appended to a Delta source after a version, each tagged with the commit that added it."""
+
+    frame: SourceFrame
+    files: tuple[FileInfo, ...]  # data files added by the new commits
+    file_versions: Mapping[str, int]
+    to_version: int
+
+
+def read_delta_changes(spark: SparkSession, table: TableConfig, path: str, after_version: int) -> DeltaChanges | None:
+    """Rows of the data files that commits after ``after_version`` appended, read through Delta's own reader
+    at the latest version (deletion vectors, column mapping and schema evolution applied by Delta).
+
+    The source must be append-only after the watermark: a commit that removes data files (UPDATE, DELETE,
+    MERGE on the change log itself) would make its rewritten rows look new, so it stops the table with a
+    clear error instead.
+    """
+    latest = deltalog.latest_version(spark, path)
+    if latest is None:
+        raise SourceError(f"expected a Delta table at {path}, found no _delta_log")
+    if latest <= after_version:
+        return None
+    root = qualify(path)
+    added: dict[str, tuple[int, int, int]] = {}
+    for version in range(after_version + 1, latest + 1):
+        actions = deltalog.commit_actions(spark, path, version)
+        operation = next((a["commitInfo"].get("operation") for a in actions if "commitInfo" in a), "unknown")
+        for action in actions:
+            if "remove" in action and action["remove"].get("dataChange", True):
+                raise SourceError(
+                    f"expected an append-only change log at {path}, found version {version} ({operation}) "
+                    f"removing data files; bronze reads only rows appended after version {after_version}"
+                )
+            add = action.get("add")
+            if add and add.get("dataChange", True):
+                full = f"{root}/{unquote(add['path'])}"
+                added[full] = (version, int(add.get("size", 0)), int(add.get("modificationTime", 0)))
+    files = tuple(FileInfo(p, size, mtime) for p, (_, size, mtime) in sorted(added.items()))
+    versions = {p: v for p, (v, _, _) in added.items()}
+    if not files:
+        return DeltaChanges(SourceFrame(), (), versions, latest)
+    try:
+        df = spark.read.format("delta").option("versionAsOf", latest).load(path)
+        physical = df.schema
+    except Exception as exc:  # a Delta protocol or feature Spark cannot read: one clear message
+        raise SourceError(f"expected a Delta table Spark can read at {path}, found: {java_error(exc)}") from exc
+    problems = schema_problems(physical, table.schema)
+    if problems:
+        raise SourceError(f"expected the contract's columns in {path}, found: {'; '.join(problems)}")
+    by_lower = {f.name.lower(): f for f in physical.fields}
+    contract_lower = {n.lower() for n in table.schema.names}
+    extras = [f.name for f in physical.fields if f.name.lower() not in contract_lower] if table.merge else []
+    versions_df = spark.createDataFrame(sorted(versions.items()), f"{SRC} string, {COMMIT_VERSION} long")
+    df = df.transform(with_src_file).join(F.broadcast(versions_df), SRC, "inner")
+    raw = F.to_json(F.struct(*[F.col(f"`{p.name}`") for p in physical.fields]), {"ignoreNullFields": "false"})
+    cols = [
+        F.col(f"`{by_lower[c.name.lower()].name}`").alias(c.name)
+        if c.name.lower() in by_lower
+        else F.lit(None).cast(c.dataType).alias(c.name)
+        for c in table.schema.fields
+    ]
+    out = df.select(
+        *cols,
+        *[F.col(f"`{e}`") for e in extras],
+        F.lit(None).cast(StringType()).alias(CORRUPT),
+        F.col(SRC),
+        F.col(COMMIT_VERSION),
+        raw.alias("_row_json"),
+    )
+    return DeltaChanges(SourceFrame((RawPart(out, F.col("_row_json")),)), files, versions, latest)

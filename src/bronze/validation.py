@@ -23,6 +23,7 @@ from pyspark.sql.types import (
     TimestampNTZType,
     TimestampType,
 )
+from pyspark.sql.window import Window
 
 from bronze.readers import CORRUPT, RAW_PREFIX, SRC
 
@@ -46,6 +47,7 @@ REASON_CODES = (
 REASON_CODE = "_reason_code"
 REASON_DETAIL = "_reason_detail"
 RAW_RECORD = "_raw_record"
+RAW_RECORD_TIEBREAK = "_row_json"
 DETAIL_VALUE_CHARS = 200
 
 # Shapes accepted before Spark's cast, which alone would take '2024' as a timestamp.
@@ -161,5 +163,33 @@ def with_reject_reason(
             detail = F.when(in_file, F.lit(file_detail)).otherwise(detail)
         tagged = df.withColumn(REASON_CODE, code).withColumn(REASON_DETAIL, detail)
         return tagged.withColumn(RAW_RECORD, F.when(F.col(REASON_CODE).isNotNull(), raw_record))
+
+    return transform
+
+
+def with_duplicates_in_batch(keys: tuple[str, ...], sequence_by: str, batch: str) -> Callable[[DataFrame], DataFrame]:
+    """Among the valid rows of one batch (e.g. one commit of a change log), the newest ``sequence_by`` per key
+    wins; the others become DUPLICATE_IN_BATCH rejects naming the key and the winning value. Ties are broken
+    by the row's raw text so the outcome is deterministic."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        valid = F.col(REASON_CODE).isNull()
+        group = Window.partitionBy(batch, valid, *keys)
+        order = group.orderBy(F.col(sequence_by).desc_nulls_last(), F.col(RAW_RECORD_TIEBREAK).desc())
+        rank = F.row_number().over(order)
+        newest = F.max(F.col(sequence_by)).over(group)
+        key_text = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in keys])
+        hit = valid & (rank > 1)
+        detail = F.concat(
+            key_text,
+            F.lit(f": {sequence_by} "),
+            F.col(sequence_by).cast("string"),
+            F.lit(" superseded by "),
+            newest.cast("string"),
+            F.lit(" in the same batch"),
+        )
+        return df.withColumn(REASON_DETAIL, F.when(hit, detail).otherwise(F.col(REASON_DETAIL))).withColumn(
+            REASON_CODE, F.when(hit, F.lit(DUPLICATE_IN_BATCH)).otherwise(F.col(REASON_CODE))
+        )
 
     return transform

@@ -9,7 +9,6 @@ Layout under ``--lake``:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pyspark.sql import functions as F
 
 from bronze import fs
 from bronze.config import TableConfig
+from bronze.deltalog import DeltaCommit
 
 logger = logging.getLogger(__name__)
 
@@ -59,27 +59,15 @@ class LakePaths:
         return fs.join(self.lake, "_staging", run_id, table)
 
 
-@dataclass(frozen=True)
-class DeltaCommit:
-    """What one Delta write added: its version and the data files with their row counts."""
-
-    version: int
-    files: tuple[tuple[str, int], ...]  # added: (relative path as in the log, numRecords)
-    removed: tuple[str, ...] = ()
-
-    @property
-    def rows(self) -> int:
-        return sum(n for _, n in self.files)
-
-
 def write_staging(df: DataFrame, path: str) -> None:
     """The run's single full-row write: every row read, valid or rejected, split by ``_kind``."""
     df.write.mode("overwrite").partitionBy(KIND).parquet(path)
 
 
-def bronze_columns(table: TableConfig, audit: Sequence[str]) -> list[str]:
-    """Contract columns, audit columns, then the partition columns (last, where Parquet readers put them)."""
-    base = [c for c in [*table.schema.names, *table.derived] if c not in table.partition_by]
+def bronze_columns(table: TableConfig, audit: Sequence[str], extras: Sequence[str] = ()) -> list[str]:
+    """Contract columns (plus source columns added by schema evolution), audit columns, then the partition
+    columns (last, where Parquet readers put them)."""
+    base = [c for c in [*table.schema.names, *extras, *table.derived] if c not in table.partition_by]
     return [*base, *audit, *table.partition_by]
 
 
@@ -95,46 +83,6 @@ def write_delta(df: DataFrame, path: str, table: TableConfig, txn_app_id: str, m
 
 def txn_app_id(table: str, run_id: str) -> str:
     return f"bronze:{table}:{run_id}"
-
-
-def _commit_actions(spark: SparkSession, table_path: str, version: int) -> list[dict]:
-    text = fs.read_text(spark, fs.join(table_path, "_delta_log", f"{version:020d}.json"))
-    if text is None:
-        raise FileNotFoundError(f"expected Delta commit {version} under {table_path}, found none")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def latest_delta_version(spark: SparkSession, path: str) -> int | None:
-    """The table's current version, or None if there is no Delta table at path."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-
-
-def delta_commit(spark: SparkSession, table_path: str, version: int) -> DeltaCommit:
-    """The data files one commit added and removed, read from its JSON log entry."""
-    added, removed = [], []
-    for action in _commit_actions(spark, table_path, version):
-        if "add" in action and action["add"].get("dataChange", True):
-            stats = json.loads(action["add"].get("stats") or "{}")
-            added.append((action["add"]["path"], int(stats.get("numRecords", -1))))
-        elif "remove" in action and action["remove"].get("dataChange", True):
-            removed.append(action["remove"]["path"])
-    return DeltaCommit(version, tuple(added), tuple(removed))
-
-
-def find_txn_commit(spark: SparkSession, table_path: str, app_id: str, lookback: int = 200) -> int | None:
-    """The version of the commit that carried this transaction id (searching back from the latest)."""
-    latest = latest_delta_version(spark, table_path)
-    if latest is None:
-        return None
-    for version in range(latest, max(-1, latest - lookback), -1):
-        for action in _commit_actions(spark, table_path, version):
-            if action.get("txn", {}).get("appId") == app_id:
-                return version
-    return None
 
 
 def mirror_commit_to_parquet(spark: SparkSession, commit: DeltaCommit, delta_path: str, parquet_path: str) -> None:

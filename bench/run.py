@@ -1,0 +1,306 @@
+"""Benchmarks: the full bronze job against Spark's own floor and DuckDB, on generated orders CSV.
+
+    .venv/bin/python bench/run.py [--sizes 100MB,1GB,3GB] [--driver-memory 2g]
+
+For each size, on the same files: (a) the full bronze job (validation, rejects, audit columns, Delta + Parquet,
+manifest) through ./spark-submit.sh; (b) Spark's floor, a plain spark.read.csv(schema) -> parquet; (c) DuckDB
+read_csv(explicit types) -> parquet; (d) a re-run with nothing new. Once: (e) an incremental run with one new
+small file when 10,000 files are already in the manifest. Writes bench/results/<stamp>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "src"))
+sys.path.insert(0, str(PROJECT))
+
+from bronze.sample_data import generate  # noqa: E402
+
+logger = logging.getLogger("bench")
+MB_PER_SCALE_UNIT = 0.3665  # orders CSV megabytes per --scale unit of the generator (measured)
+FLOOR_SCRIPT = """
+import sys
+from pyspark.sql import SparkSession
+sys.path.insert(0, sys.argv[3])
+from schemas.schemas import ORDERS
+spark = SparkSession.builder.appName("floor").getOrCreate()
+spark.read.schema(ORDERS).option("header", "true").csv(sys.argv[1]).write.mode("overwrite").parquet(sys.argv[2])
+"""
+DUCKDB_TYPES = {
+    "order_id": "BIGINT",
+    "order_ts": "TIMESTAMPTZ",
+    "order_dt": "DATE",
+    "customer_id": "BIGINT",
+    "store_id": "BIGINT",
+    "channel": "VARCHAR",
+    "payment_method": "VARCHAR",
+    "coupon_code": "VARCHAR",
+    "shipping_fee": "DECIMAL(12,2)",
+    "currency": "VARCHAR",
+}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(MB|GB)", text.strip(), flags=re.IGNORECASE)
+    if not m:
+        raise SystemExit(f"expected sizes like 100MB or 1GB, found {text!r}")
+    return int(float(m.group(1)) * (1024 if m.group(2).upper() == "GB" else 1) * 1024 * 1024)
+
+
+def dir_bytes(path: Path, suffix: str = "") -> list[int]:
+    return [p.stat().st_size for p in path.rglob(f"*{suffix}") if p.is_file() and not p.name.startswith((".", "_"))]
+
+
+def peak_rss_mb(pid: int, stop: threading.Event, out: list[float]) -> None:
+    """Poll the process tree's JVM (the driver in local mode) for its peak resident set (VmHWM)."""
+    best = 0.0
+    while not stop.is_set():
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                status = (proc / "status").read_text()
+                cmd = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"java" in cmd and b"SparkSubmit" in cmd:
+                m = re.search(r"VmHWM:\s+(\d+) kB", status)
+                if m:
+                    best = max(best, int(m.group(1)) / 1024)
+        time.sleep(0.5)
+    out.append(best)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak driver RSS (MB) and output of a command."""
+    stop, peak = threading.Event(), []
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    watcher = threading.Thread(target=peak_rss_mb, args=(proc.pid, stop, peak))
+    watcher.start()
+    out, _ = proc.communicate()
+    seconds = time.monotonic() - start
+    stop.set()
+    watcher.join()
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}:\n{out[-3000:]}")
+    return seconds, peak[0] if peak else 0.0, out
+
+
+def spark_env(driver_memory: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    env["BRONZE_SPARK_ARGS"] = f"--driver-memory {driver_memory}"
+    return env
+
+
+def bench_size(size: int, work: Path, driver_memory: str) -> dict:
+    scale = size / (MB_PER_SCALE_UNIT * 1024 * 1024)
+    raw = work / "raw"
+    shutil.rmtree(work, ignore_errors=True)
+    t0 = time.monotonic()
+    expected = generate(raw, seed=1, scale=scale, tables=["orders"])
+    gen_s = time.monotonic() - t0
+    input_bytes = sum(dir_bytes(raw / "orders", ".csv"))
+    rows = (
+        expected["tables"]["orders"]["totals"]["rows"]
+        if "totals" in expected["tables"]["orders"]
+        else sum(f["rows"] for f in expected["tables"]["orders"]["files"].values())
+    )
+    mb = input_bytes / 1024 / 1024
+    logger.info(
+        "size %.0f MB: %d rows in %d files, generated in %.1f s",
+        mb,
+        rows,
+        len(dir_bytes(raw / "orders", ".csv")),
+        gen_s,
+    )
+    env = spark_env(driver_memory)
+    submit = [str(PROJECT / "spark-submit.sh")]
+    job = [
+        *submit,
+        "--raw",
+        str(raw),
+        "--lake",
+        str(work / "lake"),
+        "--manifest",
+        str(work / "m.duckdb"),
+        "--tables",
+        "orders",
+    ]
+
+    a_s, a_mem, _ = timed(job, env)
+    parquet_files = dir_bytes(work / "lake" / "bronze" / "parquet" / "orders", ".parquet")
+    d_s, _, d_out = timed(job, env)
+    assert re.search(r"^orders\s+0\s+\d+", d_out, flags=re.M), d_out[-2000:]
+
+    floor = work / "floor.py"
+    floor.write_text(FLOOR_SCRIPT)
+    spark_submit = str(PROJECT / ".venv" / "bin" / "spark-submit")
+    b_cmd = [
+        spark_submit,
+        "--master",
+        "local[*]",
+        "--driver-memory",
+        driver_memory,
+        str(floor),
+        str(raw / "orders" / "**" / "*.csv"),
+        str(work / "floor_out"),
+        str(PROJECT),
+    ]
+    # Spark globs do not take **: give it the folders.
+    b_cmd[-3] = ",".join(sorted({str(p.parent) for p in (raw / "orders").rglob("*.csv")}))
+    b_s, b_mem, _ = timed(b_cmd, env)
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    types = ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_TYPES.items())
+    t0 = time.monotonic()
+    con.execute(
+        f"COPY (SELECT * FROM read_csv('{raw}/orders/**/*.csv', header=true, columns={{{types}}}, ignore_errors=true)) "
+        f"TO '{work}/duckdb_out.parquet' (FORMAT parquet)"
+    )
+    c_s = time.monotonic() - t0
+    con.close()
+
+    def rate(seconds: float) -> dict:
+        return {"seconds": round(seconds, 2), "mb_per_s": round(mb / seconds, 1), "rows_per_s": round(rows / seconds)}
+
+    return {
+        "input_mb": round(mb, 1),
+        "rows": rows,
+        "files": len(dir_bytes(raw / "orders", ".csv")),
+        "a_bronze": {
+            **rate(a_s),
+            "peak_driver_rss_mb": round(a_mem),
+            "output_files": len(parquet_files),
+            "median_file_mb": round(statistics.median(parquet_files) / 1024 / 1024, 2) if parquet_files else 0,
+        },
+        "b_spark_floor": {**rate(b_s), "peak_driver_rss_mb": round(b_mem)},
+        "c_duckdb": rate(c_s),
+        "d_rerun_nothing_new": {"seconds": round(d_s, 2), "fraction_of_a": round(d_s / a_s, 3)},
+        "ratio_a_over_b": round(a_s / b_s, 2),
+        "ratio_a_over_c": round(a_s / c_s, 2),
+    }
+
+
+def bench_incremental(work: Path, driver_memory: str, files: int = 10_000) -> dict:
+    """10,000 one-row files ingested once, then one new file: the run should cost about a small run."""
+    shutil.rmtree(work, ignore_errors=True)
+    raw = work / "raw" / "orders"
+    header = ",".join(DUCKDB_TYPES)
+    for i in range(files):
+        d = raw / f"batch{i // 1000:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"o{i:05d}.csv").write_text(f"{header}\n{i + 1},2024-01-01T00:00:00Z,2024-01-01,1,1,web,card,,1.00,AUD\n")
+    env = spark_env(driver_memory)
+    job = [
+        str(PROJECT / "spark-submit.sh"),
+        "--raw",
+        str(work / "raw"),
+        "--lake",
+        str(work / "lake"),
+        "--manifest",
+        str(work / "m.duckdb"),
+        "--tables",
+        "orders",
+    ]
+    first_s, _, _ = timed(job, env)
+    (raw / "new").mkdir()
+    (raw / "new" / "o_new.csv").write_text(f"{header}\n999999,2024-01-02T00:00:00Z,2024-01-02,1,1,web,card,,1.00,AUD\n")
+    inc_s, _, out = timed(job, env)
+    assert re.search(r"^orders\s+1\s+10000", out, flags=re.M), out[-2000:]
+    rerun_s, _, _ = timed(job, env)
+    return {
+        "files_in_manifest": files,
+        "first_ingest_seconds": round(first_s, 1),
+        "one_new_file_seconds": round(inc_s, 1),
+        "nothing_new_seconds": round(rerun_s, 1),
+    }
+
+
+def to_markdown(result: dict) -> str:
+    lines = [
+        f"# bronze benchmark {result['stamp']}",
+        "",
+        f"Machine: {result['machine']}. Driver memory {result['driver_memory']}. Input: generated orders CSV "
+        "(0.01% defective rows).",
+        "",
+        "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (b) Spark floor s | (c) DuckDB s | a/b | a/c | "
+        "(d) re-run s | d/a | peak driver MB | files | median file MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["sizes"]:
+        a = r["a_bronze"]
+        lines.append(
+            f"| {r['input_mb']} MB | {r['rows']} | {a['seconds']} | {a['mb_per_s']} | {a['rows_per_s']} | "
+            f"{r['b_spark_floor']['seconds']} | {r['c_duckdb']['seconds']} | {r['ratio_a_over_b']} | "
+            f"{r['ratio_a_over_c']} | {r['d_rerun_nothing_new']['seconds']} | "
+            f"{r['d_rerun_nothing_new']['fraction_of_a']} | "
+            f"{a['peak_driver_rss_mb']} | {a['output_files']} | {a['median_file_mb']} |"
+        )
+    inc = result.get("incremental")
+    if inc:
+        lines += [
+            "",
+            f"(e) {inc['files_in_manifest']} files in the manifest: first ingest {inc['first_ingest_seconds']} s, "
+            f"one new file {inc['one_new_file_seconds']} s, nothing new {inc['nothing_new_seconds']} s.",
+        ]
+    if len(result["sizes"]) >= 2:
+        first, last = result["sizes"][-2], result["sizes"][-1]
+        growth = last["a_bronze"]["seconds"] / first["a_bronze"]["seconds"]
+        lines.append(
+            f"\nScaling: {last['input_mb']} MB took {growth:.2f}x the time of {first['input_mb']} MB "
+            f"({last['input_mb'] / first['input_mb']:.2f}x the data)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="100MB,1GB,3GB")
+    p.add_argument("--driver-memory", default="2g")
+    p.add_argument("--work", default=str(PROJECT / "bench" / "work"))
+    p.add_argument("--out", default=str(PROJECT / "bench" / "results"))
+    p.add_argument("--skip-incremental", action="store_true")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    result = {
+        "stamp": stamp,
+        "machine": f"{os.cpu_count()} cores, {memory_gib} GiB",
+        "driver_memory": args.driver_memory,
+        "sizes": [],
+    }
+    work = Path(args.work)
+    for text in args.sizes.split(","):
+        result["sizes"].append(bench_size(parse_size(text), work / "size", args.driver_memory))
+        logger.info("%s", json.dumps(result["sizes"][-1]))
+    if not args.skip_incremental:
+        result["incremental"] = bench_incremental(work / "incremental", args.driver_memory)
+    shutil.rmtree(work, ignore_errors=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stamp}.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+
+
+if __name__ == "__main__":
+    main()
