@@ -15,7 +15,7 @@ stamp=.venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut 
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip==24.3.1
-  .venv/bin/python -m pip install -q -c requirements.lock -e '.[dev]'
+  .venv/bin/python -m pip install -q -c requirements.lock -e '.[local,dev]'
   # duckdb-cli's wheel installs the binary without the execute bit.
   chmod +x .venv/bin/duckdb
   rm -f .venv/.installed-*

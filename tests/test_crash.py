@@ -90,3 +90,36 @@ def test_kill_at_a_moment_then_rerun(
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=600)
     _rerun_and_compare(spark, project_dir, raw, tmp_path, clean)
+
+
+def test_kill_between_two_merges_of_returns_then_rerun(spark: SparkSession, project_dir: Path, tmp_path: Path) -> None:
+    """Three source commits in one run are three MERGEs: kill after the second, re-run, same state as clean."""
+    raw = tmp_path / "raw"
+    generate(raw, seed=42, tables=["returns"])
+    clean = tmp_path / "clean"
+    job = load_job_config(
+        project_dir / "conf" / "bronze.yaml", str(raw), str(clean / "lake"), str(clean / "m.duckdb"), tables=["returns"]
+    )
+    pipeline.run(spark, job)
+    out = tmp_path / "killed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    env[pipeline.CRASH_ENV] = "after_delta:2"
+    args = ["--raw", str(raw), "--lake", str(out / "lake"), "--manifest", str(out / "m.duckdb"), "--tables", "returns"]
+    killed = subprocess.run(
+        [str(project_dir / "spark-submit.sh"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+        start_new_session=True,  # the kill takes its process group, not pytest's
+    )
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stdout[-3000:]
+    assert "merged source version 1" in killed.stdout and "merged source version 2" not in killed.stdout
+    env.pop(pipeline.CRASH_ENV)
+    again = subprocess.run(
+        [str(project_dir / "spark-submit.sh"), *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "finishing the batch of run" in again.stdout
+    assert_same_lake(spark, out / "lake", clean / "lake", ["returns"])

@@ -35,7 +35,7 @@ from bronze.audit import AUDIT_COLUMNS, with_audit_columns
 from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConservationError, SourceError
 from bronze.lock import RunLock
-from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest
+from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest, refresh_views
 from bronze.readers import (
     COMMIT_VERSION,
     SourceFrame,
@@ -207,9 +207,17 @@ def _count_by_file(df: DataFrame) -> dict[str, dict[str | None, int]]:
     return out
 
 
+_crash_hits: dict[str, int] = defaultdict(int)
+
+
 def crash_point(name: str) -> None:
-    """Kill-and-rerun tests: SIGKILL the whole process group (driver JVM included) at a named point."""
-    if os.environ.get(CRASH_ENV) == name:
+    """Kill-and-rerun tests: SIGKILL the whole process group (driver JVM included) at a named point
+    (``BRONZE_CRASH_AT=name``, or ``name:N`` for its N-th passage, e.g. after the second MERGE)."""
+    wanted, _, nth = os.environ.get(CRASH_ENV, "").partition(":")
+    if wanted != name:
+        return
+    _crash_hits[name] += 1
+    if _crash_hits[name] == int(nth or 1):
         logger.warning("crash point %s: killing the process group with SIGKILL", name)
         sys.stderr.flush()
         time.sleep(0.5)  # let spark-submit relay the line above before everything dies
@@ -478,8 +486,8 @@ def merge_batches(spark: SparkSession, table: TableConfig, valid_dir: str, delta
                 .withSchemaEvolution()
                 .execute()
             )
-        crash_point("after_delta")
         logger.info("%s: merged source version %d into %s", table.name, version, delta_path)
+        crash_point("after_delta")
 
 
 def ingest_delta_table(
@@ -652,6 +660,7 @@ def run(spark: SparkSession, job: JobConfig, args: list[str] | None = None, lock
 
             status = "failed" if result.failed else "succeeded"
             manifest.end_run(result.run_id, datetime.now(UTC), status, result.totals(), summary_dict(result))
+            refresh_views(manifest.con, job.lake, [t.name for t in job.tables])
             cleanup_staging(spark, job.lake, manifest)
         finally:
             manifest.close()

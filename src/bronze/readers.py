@@ -482,9 +482,10 @@ def read_delta_changes(spark: SparkSession, table: TableConfig, path: str, after
     """Rows of the data files that commits after ``after_version`` appended, read through Delta's own reader
     at the latest version (deletion vectors, column mapping and schema evolution applied by Delta).
 
-    The source must be append-only after the watermark: a commit that removes data files (UPDATE, DELETE,
-    MERGE on the change log itself) would make its rewritten rows look new, so it stops the table with a
-    clear error instead.
+    The source must be append-only after the watermark: a commit that removes a data file ingested by an
+    earlier run (UPDATE, DELETE, MERGE on the change log itself) would make its rewritten rows look new, so it
+    stops the table with a clear error instead. Files added and rewritten after the watermark are fine: the
+    latest snapshot (deletion vectors applied) says which of their rows exist.
     """
     latest = deltalog.latest_version(spark, path)
     if latest is None:
@@ -496,12 +497,19 @@ def read_delta_changes(spark: SparkSession, table: TableConfig, path: str, after
     for version in range(after_version + 1, latest + 1):
         actions = deltalog.commit_actions(spark, path, version)
         operation = next((a["commitInfo"].get("operation") for a in actions if "commitInfo" in a), "unknown")
+        # Removes first: a file rewritten in place (a deletion vector added) is removed and re-added.
         for action in actions:
-            if "remove" in action and action["remove"].get("dataChange", True):
-                raise SourceError(
-                    f"expected an append-only change log at {path}, found version {version} ({operation}) "
-                    f"removing data files; bronze reads only rows appended after version {after_version}"
-                )
+            remove = action.get("remove")
+            if remove and remove.get("dataChange", True):
+                full = f"{root}/{unquote(remove['path'])}"
+                if full not in added:
+                    raise SourceError(
+                        f"expected an append-only change log at {path}, found version {version} ({operation}) "
+                        f"removing a data file already ingested up to version {after_version}: {remove['path']}"
+                    )
+                # Added and removed after the watermark: the latest snapshot says what is left of it.
+                del added[full]
+        for action in actions:
             add = action.get("add")
             if add and add.get("dataChange", True):
                 full = f"{root}/{unquote(add['path'])}"

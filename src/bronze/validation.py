@@ -188,8 +188,10 @@ def with_duplicates_in_batch(keys: tuple[str, ...], sequence_by: str, batch: str
             newest.cast("string"),
             F.lit(" in the same batch"),
         )
-        return df.withColumn(REASON_DETAIL, F.when(hit, detail).otherwise(F.col(REASON_DETAIL))).withColumn(
-            REASON_CODE, F.when(hit, F.lit(DUPLICATE_IN_BATCH)).otherwise(F.col(REASON_CODE))
+        return (
+            df.withColumn(REASON_DETAIL, F.when(hit, detail).otherwise(F.col(REASON_DETAIL)))
+            .withColumn(RAW_RECORD, F.when(hit, F.col(RAW_RECORD_TIEBREAK)).otherwise(F.col(RAW_RECORD)))
+            .withColumn(REASON_CODE, F.when(hit, F.lit(DUPLICATE_IN_BATCH)).otherwise(F.col(REASON_CODE)))
         )
 
     return transform
