@@ -32,6 +32,7 @@ exec "$HERE/.venv/bin/spark-submit" \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
   --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
   --conf spark.ui.showConsoleProgress=true \
+  --conf spark.databricks.delta.snapshotPartitions=8 \
   --driver-java-options "-Dlog4j2.configurationFile=file:$HERE/conf/log4j2.properties" \
   "${EXTRA[@]}" \
   "$HERE/jobs/bronze.py" "$@"

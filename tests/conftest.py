@@ -24,6 +24,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
         SparkSession.builder.master("local[2]")
         .appName("bronze-tests")
         .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.default.parallelism", "2")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
