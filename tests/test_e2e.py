@@ -9,9 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import MapType
+from lakecheck import comparable
+from pyspark.sql import SparkSession
 
 from bronze import pipeline
 from bronze.config import load_job_config
@@ -80,17 +79,6 @@ def test_manifest_proves_conservation_per_file(sample, first_run) -> None:
     }
     assert got == want
     assert all(r[2] == r[3] + r[4] for r in rows)
-
-
-def comparable(df: DataFrame) -> DataFrame:
-    """Maps cannot be sorted: compare them as JSON of their sorted entries."""
-    cols = [
-        F.to_json(F.map_from_entries(F.array_sort(F.map_entries(f.name)))).alias(f.name)
-        if isinstance(f.dataType, MapType)
-        else F.col(f.name)
-        for f in df.schema.fields
-    ]
-    return df.select(*cols)
 
 
 def test_parquet_and_delta_outputs_are_identical(spark: SparkSession, first_run) -> None:

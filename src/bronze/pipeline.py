@@ -90,7 +90,7 @@ class FileResult:
     rejected: dict[str, int] = field(default_factory=dict)
     status: str = INGESTED
     error: str | None = None
-    reported_again: bool = False  # failed in an earlier run and unchanged: not read, not counted as new
+    reported_again: bool = False  # not a new file: failed earlier and unchanged, or the whole source failed
 
     @property
     def rows_rejected(self) -> int:
@@ -281,15 +281,11 @@ def ingest_table(
     if new:
         src = reader(spark, table, new)
         if writing:
-            result.files.extend(_write_batch(spark, table, src, new, manifest, paths, run))
+            checksum_of = lambda p: fs.checksum(spark, p)  # noqa: E731
+            result.files.extend(_stage_and_finish(spark, table, src, new, checksum_of, manifest, paths, run))
         else:
             result.files.extend(_count_batch(table, src, new, run))
-    result.files_new = sum(1 for f in result.files if not f.reported_again)
-    result.files_failed = sum(1 for f in result.files if f.status == FAILED)
-    for f in result.files:
-        _log_file(table.name, f)
-    result.seconds = time.monotonic() - started
-    return result
+    return _close(result, started)
 
 
 def _file_results(
@@ -319,11 +315,12 @@ def _count_batch(table: TableConfig, src: SourceFrame, files: list[fs.FileInfo],
     return _file_results([f.path for f in files], src.failed, counts)
 
 
-def _write_batch(
+def _stage_and_finish(
     spark: SparkSession,
     table: TableConfig,
     src: SourceFrame,
-    files: list[fs.FileInfo],
+    files: list[fs.FileInfo] | tuple[fs.FileInfo, ...],
+    checksum_of: Callable[[str], str],
     manifest: Manifest,
     paths: LakePaths,
     run: RunResult,
@@ -337,7 +334,7 @@ def _write_batch(
             valid_count=0,
             reject_count=0,
             status=PENDING,
-            checksum=fs.checksum(spark, f.path),
+            checksum=checksum_of(f.path),
             size_bytes=f.size,
             mtime_ms=f.mtime_ms,
             run_id=run.run_id,
@@ -351,6 +348,16 @@ def _write_batch(
         write_staging(tag_rows(table, src, run.ingestion_ts, run.run_id), paths.staging(run.run_id, table.name))
     crash_point("after_staging")
     return finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False)
+
+
+def _close(result: TableResult, started: float) -> TableResult:
+    """Per-table totals and one log line per file."""
+    result.files_new = sum(1 for f in result.files if not f.reported_again)
+    result.files_failed = sum(1 for f in result.files if f.status == FAILED)
+    for f in result.files:
+        _log_file(result.table, f)
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def finish(
@@ -507,7 +514,8 @@ def ingest_delta_table(
         changes = read_delta_changes(spark, table, source, after)
     except SourceError as exc:
         logger.error("%s: %s", table.name, exc)
-        result.files.append(FileResult(fs.qualify(source), status=FAILED, error=f"SOURCE_ERROR: {exc}"))
+        source_error = FileResult(fs.qualify(source), status=FAILED, error=f"SOURCE_ERROR: {exc}", reported_again=True)
+        result.files.append(source_error)
         changes = None
     if changes is None:
         logger.info("%s: no source commit after version %d", table.name, after)
@@ -522,34 +530,11 @@ def ingest_delta_table(
         logger.info(
             "%s: reading versions %d..%d (%d data files)", table.name, after + 1, changes.to_version, len(changes.files)
         )
-        pending = [
-            FileRecord(
-                src_path=f.path,
-                table_name=table.name,
-                row_count=0,
-                valid_count=0,
-                reject_count=0,
-                status=PENDING,
-                checksum=f"delta-v{changes.file_versions[f.path]}",
-                size_bytes=f.size,
-                mtime_ms=f.mtime_ms,
-                run_id=run.run_id,
-            )
-            for f in changes.files
-        ]
-        manifest.record_files(pending, run.ingestion_ts)
-        crash_point("after_pending")
-        write_staging(
-            tag_rows(table, changes.frame, run.ingestion_ts, run.run_id), paths.staging(run.run_id, table.name)
-        )
-        crash_point("after_staging")
-        result.files.extend(finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False))
-    result.files_new = sum(1 for f in result.files if not f.reported_again and f.status != FAILED)
-    result.files_failed = sum(1 for f in result.files if f.status == FAILED)
-    for f in result.files:
-        _log_file(table.name, f)
-    result.seconds = time.monotonic() - started
-    return result
+        # A source data file is immutable: the commit that added it identifies its content.
+        checksum_of = lambda p: f"delta-v{changes.file_versions[p]}"  # noqa: E731
+        files = changes.files
+        result.files.extend(_stage_and_finish(spark, table, changes.frame, files, checksum_of, manifest, paths, run))
+    return _close(result, started)
 
 
 def recover(
