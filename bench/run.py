@@ -40,7 +40,8 @@ from pyspark.sql import SparkSession
 sys.path.insert(0, sys.argv[3])
 from schemas.schemas import ORDERS
 spark = SparkSession.builder.appName("floor").getOrCreate()
-spark.read.schema(ORDERS).option("header", "true").csv(sys.argv[1]).write.mode("overwrite").parquet(sys.argv[2])
+paths = sys.argv[1].split(",")
+spark.read.schema(ORDERS).option("header", "true").csv(paths).write.mode("overwrite").parquet(sys.argv[2])
 """
 DUCKDB_TYPES = {
     "order_id": "BIGINT",
@@ -165,7 +166,11 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
     ]
     # Spark globs do not take **: give it the folders.
     b_cmd[-3] = ",".join(sorted({str(p.parent) for p in (raw / "orders").rglob("*.csv")}))
-    b_s, b_mem, _ = timed(b_cmd, env)
+    python = str(PROJECT / ".venv" / "bin" / "python")
+    b_s, b_mem, _ = timed(b_cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
+    floor_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{work}/floor_out/*.parquet')").fetchone()[0]
+    if floor_rows < rows * 0.99:
+        raise RuntimeError(f"expected the floor to write about {rows} rows, found {floor_rows}")
 
     con = duckdb.connect()
     con.execute("SET threads TO 2")

@@ -38,6 +38,7 @@ from bronze.lock import RunLock
 from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest, refresh_views
 from bronze.readers import (
     COMMIT_VERSION,
+    RAW_PREFIX,
     SourceFrame,
     read_csv,
     read_delta_changes,
@@ -182,7 +183,8 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
             tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
         tagged = (
             tagged.transform(with_derived_columns(table.derived))
-            .transform(with_audit_columns(ingestion_ts, run_id, table.schema.names))
+            # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
+            .transform(with_audit_columns(ingestion_ts, run_id, [RAW_PREFIX + c for c in table.schema.names]))
             .transform(with_kind)
         )
         tagged_parts.append(
