@@ -157,6 +157,11 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
         spark_submit,
         "--master",
         "local[*]",
+        # The floor needs the same two confs (an impossible date fails the whole read otherwise).
+        "--conf",
+        "spark.sql.legacy.timeParserPolicy=CORRECTED",
+        "--conf",
+        "spark.sql.session.timeZone=UTC",
         "--driver-memory",
         driver_memory,
         str(floor),
