@@ -45,6 +45,7 @@ from bronze import deltalog
 from bronze.config import TableConfig
 from bronze.errors import SourceError
 from bronze.fs import FileInfo, qualify, read_bytes, read_head
+from bronze.reasons import HEADER_MISMATCH, SCHEMA_MISMATCH
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,6 @@ CORRUPT = "_corrupt_record"
 SRC = "_src_file"
 # After typing, the raw value of contract column c lives on as RAW_PREFIX + c.
 RAW_PREFIX = "__raw_"
-HEADER_MISMATCH = "HEADER_MISMATCH"
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,6 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
 
 # --- Parquet -------------------------------------------------------------------------------------
 
-SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
 _NUMERIC = (ByteType, ShortType, IntegerType, LongType, FloatType, DoubleType, DecimalType)
 _TEMPORAL = (DateType, TimestampType, TimestampNTZType)
 

@@ -43,6 +43,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bronze.reasons import (
+    DUPLICATE_IN_BATCH,
+    HEADER_MISMATCH,
+    MALFORMED_RECORD,
+    NULL_NOT_ALLOWED,
+    SCHEMA_MISMATCH,
+    TYPE_MISMATCH,
+)
+
 logger = logging.getLogger(__name__)
 
 TABLES: tuple[str, ...] = (
@@ -55,13 +64,6 @@ TABLES: tuple[str, ...] = (
     "exchange_rates",
     "returns",
 )
-
-MALFORMED_RECORD = "MALFORMED_RECORD"
-TYPE_MISMATCH = "TYPE_MISMATCH"
-NULL_NOT_ALLOWED = "NULL_NOT_ALLOWED"
-HEADER_MISMATCH = "HEADER_MISMATCH"
-SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
-DUPLICATE_IN_BATCH = "DUPLICATE_IN_BATCH"
 
 # Contract column names in contract order (schemas/schemas.py; duplicated to stay pyspark-free).
 COLUMNS: dict[str, tuple[str, ...]] = {
