@@ -12,18 +12,33 @@ from bronze.readers import SRC
 
 
 def test_hash_separates_null_empty_and_shifted_values(spark: SparkSession) -> None:
-    rows = [("a", None), ("a", ""), (None, "a"), ("", "a"), ("a|", "b"), ("a", "|b"), ("a", "b")]
+    rows = [
+        ("a", None),
+        ("a", ""),
+        (None, "a"),
+        ("", "a"),
+        ("a,", "b"),
+        ("a", ",b"),
+        ("a", "b"),
+        (" a", "b"),
+        ('a"', "b"),
+        ('""', "b"),
+        (None, None),
+        ("", ""),
+    ]
     df = spark.createDataFrame([(*r, "f") for r in rows], f"x string, y string, {SRC} string")
     ts = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     hashes = [r.src_row_hash for r in df.transform(with_audit_columns(ts, "r1", ["x", "y"])).collect()]
     assert len(set(hashes)) == len(rows)
 
 
-def test_hash_is_sha256_of_length_prefixed_values(spark: SparkSession) -> None:
-    df = spark.createDataFrame([("ab", None, "f")], f"x string, y string, {SRC} string")
+def test_hash_is_sha256_of_the_values_as_one_csv_record(spark: SparkSession) -> None:
+    df = spark.createDataFrame(
+        [("ab", None, 'c"d', ""), ("a,b", "", " e", None)], f"x string, y string, z string, {SRC} string"
+    )
     ts = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
-    row = df.transform(with_audit_columns(ts, "r1", ["x", "y"])).first()
-    assert row.src_row_hash == hashlib.sha256(b"2:ab|\\N").hexdigest()
+    got = [r.src_row_hash for r in df.transform(with_audit_columns(ts, "r1", ["x", "y", "z"])).collect()]
+    assert got == [hashlib.sha256(b'ab,,"c""d"').hexdigest(), hashlib.sha256(b'"a,b","", e').hexdigest()]
 
 
 def test_audit_columns_are_literals_of_the_run(spark: SparkSession) -> None:

@@ -1,7 +1,8 @@
 """Audit columns of every bronze row: ingestion_ts, src_filename, src_row_hash, run_id.
 
 ``ingestion_ts`` is one instant taken on the driver and passed as a literal (``current_timestamp()`` would
-be re-evaluated per query); ``src_row_hash`` is null-safe and position-aware (``concat_ws`` alone skips NULLs).
+be re-evaluated per query); ``src_row_hash`` is null-safe and position-aware (``concat_ws`` alone skips NULLs):
+the values are serialized as one CSV record, where NULL (empty) and '' (``""``) differ and every field has its place.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ from pyspark.sql.types import StringType, TimestampType
 from bronze.readers import SRC
 
 AUDIT_COLUMNS = ("ingestion_ts", "src_filename", "src_row_hash", "run_id")
-NULL_TOKEN = "\\N"
-
-
-def encode_for_hash(col: Column) -> Column:
-    """``<length>:<value>`` or ``\\N``: NULL, '' and shifted values all encode differently."""
-    s = col.cast(StringType())
-    return F.coalesce(F.concat(F.length(s).cast(StringType()), F.lit(":"), s), F.lit(NULL_TOKEN))
+# RFC 4180 record: fields quoted only where needed, quotes doubled, NULL an empty unquoted field and ''
+# the quoted empty string "", whitespace kept. Distinct rows give distinct records, cheaply.
+HASH_RECORD_OPTIONS = {
+    "sep": ",",
+    "quote": '"',
+    "escape": '"',
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
 
 
 def row_hash(columns: Sequence[str]) -> Column:
-    """sha2-256 hex of the columns' values in order."""
-    return F.sha2(F.concat_ws("|", *[encode_for_hash(F.col(f"`{c}`")) for c in columns]), 256)
+    """sha2-256 hex of the columns' values (as strings, full precision) serialized as one CSV record."""
+    values = F.struct(*[F.col(f"`{c}`").cast(StringType()).alias(f"c{i}") for i, c in enumerate(columns)])
+    return F.sha2(F.to_csv(values, HASH_RECORD_OPTIONS), 256)
 
 
 def with_ingestion_ts(ts: datetime) -> Callable[[DataFrame], DataFrame]:

@@ -86,7 +86,10 @@ def string_schema(schema: StructType, with_corrupt: bool = True) -> StructType:
 
 def with_src_file(df: DataFrame) -> DataFrame:
     """The full source path, as listed (``_metadata.file_path`` is URL-encoded; '+' must survive decoding)."""
-    return df.withColumn(SRC, F.url_decode(F.regexp_replace(F.col("_metadata.file_path"), r"\+", "%2B")))
+    path = F.col("_metadata.file_path")
+    # Decoding every row is costly; only paths with an escape need it.
+    decoded = F.url_decode(F.regexp_replace(path, r"\+", "%2B"))
+    return df.withColumn(SRC, F.when(F.instr(path, "%") > 0, decoded).otherwise(path))
 
 
 def _sniff_text(head: bytes, size: int, encoding: str) -> str | None:
