@@ -1,17 +1,21 @@
 """Reading a Delta table's transaction log on the driver: versions, commit actions, transaction ids.
 
 Used for source change logs (which rows did a commit append?) and for the bronze outputs (which files did our
-commit add, so the Parquet copy can mirror it). Plain JSON reads of ``_delta_log/<version>.json``.
+commit add, so the Parquet copy can mirror it): plain JSON reads of ``_delta_log/<version>.json``. Also the
+one commit that adds files bronze wrote itself (:func:`commit_files`, through Delta's own transaction API).
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from bronze import fs
+from bronze.errors import DirectCommitError
 
 
 @dataclass(frozen=True)
@@ -68,3 +72,134 @@ def find_txn_commit(spark: SparkSession, table_path: str, app_id: str, lookback:
             if action.get("txn", {}).get("appId") == app_id:
                 return version
     return None
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet file already inside a Delta table's folder, to be added by a commit."""
+
+    path: str  # relative to the table, as on disk (Hive-escaped partition folders)
+    partition_values: dict[str, str | None]
+    size: int
+    modification_time: int
+    rows: int
+
+
+def _nullable(schema: dict) -> dict:
+    """A schema (as JSON) with every field nullable and no metadata, for comparing column names and types."""
+    if isinstance(schema, dict) and schema.get("type") == "struct":
+        return {
+            "type": "struct",
+            "fields": [
+                {"name": f["name"], "type": _nullable(f["type"]), "nullable": True, "metadata": {}}
+                for f in schema["fields"]
+            ],
+        }
+    if isinstance(schema, dict) and schema.get("type") == "array":
+        return {**schema, "elementType": _nullable(schema["elementType"]), "containsNull": True}
+    if isinstance(schema, dict) and schema.get("type") == "map":
+        return {
+            **schema,
+            "keyType": _nullable(schema["keyType"]),
+            "valueType": _nullable(schema["valueType"]),
+            "valueContainsNull": True,
+        }
+    return schema
+
+
+def nullable_schema_json(schema_json: str) -> str:
+    return json.dumps(_nullable(json.loads(schema_json)), separators=(",", ":"))
+
+
+def _delta_jvm(spark: SparkSession):
+    from py4j.java_gateway import JavaClass
+
+    jvm = spark.sparkContext._jvm
+    if not isinstance(jvm.org.apache.spark.sql.delta.DeltaLog, JavaClass):
+        raise DirectCommitError("expected org.apache.spark.sql.delta.DeltaLog on the driver, found none")
+    return jvm
+
+
+def _schema_difference(txn, jvm, schema_json: str, partition_by: tuple[str, ...]) -> str | None:
+    """Why files with this schema cannot be added to the table as they are (None: they can, or no table)."""
+    if txn.readVersion() < 0:
+        return None
+    found = nullable_schema_json(txn.metadata().schemaString())
+    found_parts = tuple(jvm.scala.collection.JavaConverters.seqAsJavaList(txn.metadata().partitionColumns()))
+    if found == nullable_schema_json(schema_json) and found_parts == tuple(partition_by):
+        return None
+    return (
+        f"expected table columns {nullable_schema_json(schema_json)} partitioned by {list(partition_by)}, "
+        f"found {found} partitioned by {list(found_parts)}"
+    )
+
+
+def why_not_committable(spark: SparkSession, path: str, schema_json: str, partition_by: tuple[str, ...]) -> str | None:
+    """None if :func:`commit_files` can add files of this schema to the table at path, else the reason."""
+    try:
+        jvm = _delta_jvm(spark)
+    except DirectCommitError as exc:
+        return str(exc)
+    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    return _schema_difference(txn, jvm, schema_json, partition_by)
+
+
+def commit_files(
+    spark: SparkSession,
+    path: str,
+    schema_json: str,
+    partition_by: tuple[str, ...],
+    files: list[DataFile],
+    app_id: str,
+) -> int | None:
+    """One Delta commit (operation WRITE, mode Append) adding files already written into the table's folder,
+    with a transaction id: Delta's own conflict checks and checkpoints apply, and a transaction id the table
+    has seen commits nothing (returns None). Creates the table (schema, partitioning, session defaults) when
+    there is none. Returns the committed version."""
+    jvm = _delta_jvm(spark)
+    delta = jvm.org.apache.spark.sql.delta
+    txn = delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    if txn.txnVersion(app_id) >= 0:
+        return None
+    from_json = delta.actions.Action.fromJson
+    now = int(time.time() * 1000)
+    difference = _schema_difference(txn, jvm, schema_json, partition_by)
+    if difference:
+        raise DirectCommitError(difference)
+    if txn.readVersion() < 0:
+        metadata = {
+            "id": str(uuid.uuid4()),
+            "format": {"provider": "parquet", "options": {}},
+            "schemaString": nullable_schema_json(schema_json),
+            "partitionColumns": list(partition_by),
+            "configuration": {},
+            "createdTime": now,
+        }
+        txn.updateMetadataForNewTable(from_json(json.dumps({"metaData": metadata})))
+    actions = [
+        from_json(
+            json.dumps(
+                {
+                    "add": {
+                        # Log paths are URIs: the same encoding Delta's own writer applies.
+                        "path": jvm.org.apache.hadoop.fs.Path(f.path).toUri().toString(),
+                        "partitionValues": f.partition_values,
+                        "size": f.size,
+                        "modificationTime": f.modification_time,
+                        "dataChange": True,
+                        "stats": json.dumps({"numRecords": f.rows}, separators=(",", ":")),
+                    }
+                }
+            )
+        )
+        for f in files
+    ]
+    actions.append(from_json(json.dumps({"txn": {"appId": app_id, "version": 0, "lastUpdated": now}})))
+    utils = jvm.org.apache.spark.api.python.PythonUtils
+    operation = delta.DeltaOperations.Write(
+        jvm.org.apache.spark.sql.SaveMode.Append,
+        jvm.scala.Option.apply(utils.toSeq(list(partition_by))),
+        jvm.scala.Option.apply(None),
+        jvm.scala.Option.apply(None),
+    )
+    return int(txn.commit(utils.toSeq(actions), operation))

@@ -29,3 +29,8 @@ class LockTimeoutError(BronzeError):
 
 class SourceError(BronzeError):
     """A source cannot be read as configured (e.g. a change log that is not append-only)."""
+
+
+class DirectCommitError(BronzeError):
+    """Staged files cannot be committed to Delta as written: the Delta JVM classes are not the open-source ones
+    (e.g. a vendor runtime) or the table's columns differ from the batch's. The DataFrame writer can append."""

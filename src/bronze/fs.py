@@ -199,7 +199,7 @@ def read_text(spark: SparkSession | None, path: str) -> str | None:
 
 
 def copy_file(spark: SparkSession | None, src: str, dst: str) -> None:
-    """Copy bytes (no re-encoding) and create parent folders."""
+    """Copy bytes (no re-encoding) and create parent folders; on a local disk, a hard link when possible."""
     if is_local(src) and is_local(dst):
         import shutil
 
@@ -207,7 +207,13 @@ def copy_file(spark: SparkSession | None, src: str, dst: str) -> None:
         os.makedirs(os.path.dirname(d), exist_ok=True)
         # Copy under a hidden name, then rename: readers never see a half-written file, even after SIGKILL.
         tmp = os.path.join(os.path.dirname(d), f".{os.path.basename(d)}.tmp-{os.getpid()}")
-        shutil.copyfile(local_path(src), tmp)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        try:
+            # Data files are never modified in place: a hard link is the same bytes without the I/O.
+            os.link(local_path(src), tmp)
+        except OSError:  # another device, or a filesystem without hard links
+            shutil.copyfile(local_path(src), tmp)
         os.replace(tmp, d)
         return
     jvm = spark.sparkContext._jvm
@@ -258,3 +264,37 @@ def total_size(spark: SparkSession | None, path: str) -> int:
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs_ in os.walk(p) for f in fs_)
     hpath, fs = _hadoop_fs(spark, path)
     return int(fs.getContentSummary(hpath).getLength()) if fs.exists(hpath) else 0
+
+
+def rename(spark: SparkSession | None, src: str, dst: str) -> None:
+    """Move a file within one filesystem (parent folders created); a rename on local disks and HDFS."""
+    if is_local(src) and is_local(dst):
+        d = local_path(dst)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        os.replace(local_path(src), d)
+        return
+    s, sfs = _hadoop_fs(spark, src)
+    d, _ = _hadoop_fs(spark, dst)
+    sfs.mkdirs(d.getParent())
+    if not sfs.rename(s, d):
+        raise OSError(f"expected to move {src} to {dst}, the filesystem refused")
+
+
+def write_text(spark: SparkSession | None, path: str, text: str) -> None:
+    """Write a small text file all at once: written under a hidden name, then renamed into place."""
+    tmp = join(path.rsplit("/", 1)[0], f".{path.rsplit('/', 1)[1]}.tmp")
+    if is_local(path):
+        t = local_path(tmp)
+        os.makedirs(os.path.dirname(t), exist_ok=True)
+        with open(t, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(t, local_path(path))
+        return
+    hpath, hfs = _hadoop_fs(spark, tmp)
+    stream = hfs.create(hpath, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    delete(spark, path)
+    rename(spark, tmp, path)

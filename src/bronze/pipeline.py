@@ -3,12 +3,15 @@
 Per table (one *batch* = a table's new files in one run):
   recover batches of runs that were killed -> ``--reprocess`` purge -> list files -> manifest triage ->
   pending rows in the manifest (write-ahead) -> one read of all new files -> typed + tagged rows -> one
-  full-row staging write (valid and rejected split by ``_kind``) -> *finish*: Delta append with a transaction
-  id, Parquet output mirrored from the Delta log, rejects as Parquet and CSV, conservation check, manifest rows.
+  full-row staging write (split by ``_kind`` and the table's partitions) -> *finish*: a plan (counts per file
+  and reason, the data files to commit; fragments and giants rewritten to size) saved in staging -> the
+  valid files moved into the Delta folder and added by one commit with a transaction id (no second pass over
+  the rows) -> Parquet output mirrored from the Delta log -> rejects as Parquet and CSV -> manifest rows.
 
-Exactly once under SIGKILL: every step of *finish* is idempotent (Delta skips a transaction id it has seen,
-the Parquet mirror replays commits, rejects overwrite their run folder) and the pending rows say which batches
-to finish (staging complete) or undo (staging incomplete) on the next run. ``--dry-run`` stops after counting.
+Exactly once under SIGKILL: every step of *finish* is idempotent (a saved plan is followed again, moved files
+are skipped, Delta skips a transaction id it has seen, the Parquet mirror replays commits, rejects overwrite
+their run folder) and the pending rows say which batches to finish (staging complete) or undo (staging
+incomplete) on the next run. ``--dry-run`` stops after counting.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bronze.readers import (
     COMMIT_VERSION,
     RAW_PREFIX,
     SourceFrame,
+    parquet_rows,
     read_csv,
     read_delta_changes,
     read_json_lines,
@@ -62,10 +66,22 @@ from bronze.writers import (
     REJECT_SCHEMA,
     TARGET_FILE_BYTES,
     VALID,
+    CommitPlan,
     LakePaths,
     bronze_columns,
+    files_to_rewrite,
+    list_staged,
     mirror_commit_to_parquet,
+    move_into_table,
+    partition_values,
     purge_rejects,
+    read_staged,
+    read_staged_rejects,
+    rewrite_to_size,
+    rows_dir,
+    staged_counts,
+    staged_rows,
+    staged_schema,
     txn_app_id,
     write_delta,
     write_rejects,
@@ -75,7 +91,18 @@ from bronze.writers import (
 logger = logging.getLogger(__name__)
 
 CRASH_ENV = "BRONZE_CRASH_AT"
-CRASH_POINTS = ("after_pending", "after_staging", "after_delta", "after_parquet", "after_rejects", "after_manifest")
+CRASH_POINTS = (
+    "after_pending",
+    "after_staging",
+    "during_move:2",  # two data files moved into the Delta folder, not committed yet
+    "after_delta",
+    "after_parquet",
+    "after_rejects",
+    "after_manifest",
+)
+# "writer": append through Delta's DataFrame writer (a second pass over the staged rows) instead of
+# committing the staged files; also chosen by itself where the files cannot be committed as written.
+COMMIT_MODE_ENV = "BRONZE_DELTA_COMMIT"
 
 Reader = Callable[[SparkSession, TableConfig, list[fs.FileInfo]], SourceFrame]
 READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet, "xlsx": read_xlsx}
@@ -174,8 +201,10 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
     sep = table.options.get("sep", table.options.get("delimiter", ",")) if table.format == "csv" else None
     tagged_parts = []
     for part in src.parts:
-        # Source columns beyond the contract (schema evolution of a change log) ride along; internal ones start with _.
+        # Source columns beyond the contract (schema evolution of a change log) ride along into a MERGE
+        # (withSchemaEvolution); internal ones start with _.
         extras = [c for c in part.df.columns if c not in table.schema.names and not c.startswith("_")]
+        extras = extras if table.merge else []
         tagged = part.df.transform(with_typed_columns(table.schema)).transform(
             with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep)
         )
@@ -347,7 +376,8 @@ def _stage_and_finish(
     manifest.record_files(pending, run.ingestion_ts)
     crash_point("after_pending")
     if src.parts:
-        write_staging(tag_rows(table, src, run.ingestion_ts, run.run_id), paths.staging(run.run_id, table.name))
+        tagged = tag_rows(table, src, run.ingestion_ts, run.run_id).transform(staged_rows(table))
+        write_staging(tagged, paths.staging(run.run_id, table.name), table.partition_by)
     crash_point("after_staging")
     return finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False)
 
@@ -360,6 +390,87 @@ def _close(result: TableResult, started: float) -> TableResult:
         _log_file(result.table, f)
     result.seconds = time.monotonic() - started
     return result
+
+
+def make_plan(spark: SparkSession, table: TableConfig, staging: str, delta_path: str) -> CommitPlan:
+    """Count the staged rows per file and reason, and choose the data files of the Delta commit: the staged
+    valid files as written, except fragments and giants, which are rewritten toward the target size."""
+    counts = staged_counts(spark, staging) if fs.exists(spark, fs.join(rows_dir(staging), "_SUCCESS")) else {}
+    valid_rows = sum(by.get(None, 0) for by in counts.values())
+    if table.merge or not valid_rows:
+        return CommitPlan(counts, [])
+    schema_json = staged_schema(spark, staging).json()
+    why_not = (
+        f"{COMMIT_MODE_ENV}=writer"
+        if os.environ.get(COMMIT_MODE_ENV, "files") == "writer"
+        else deltalog.why_not_committable(spark, delta_path, schema_json, table.partition_by)
+    )
+    if why_not:
+        logger.info("%s: appending through the Delta writer: %s", table.name, why_not)
+        return CommitPlan(counts, None)
+    staged = list_staged(spark, rows_dir(staging, VALID))
+    rewrite = files_to_rewrite(staged, TARGET_FILE_BYTES)
+    if rewrite:
+        logger.info("%s: rewriting %d of %d staged files toward the target size", table.name, len(rewrite), len(staged))
+        rows = sum(parquet_rows(spark, f.src) for f in rewrite)
+        resized = rewrite_to_size(spark, staging, rewrite, table.partition_by, TARGET_FILE_BYTES, rows)
+        staged = [f for f in staged if f not in rewrite] + resized
+    files = [
+        (f, deltalog.DataFile(f.rel, partition_values(f.rel), f.size, f.mtime_ms, parquet_rows(spark, f.src)))
+        for f in staged
+    ]
+    in_files = sum(d.rows for _, d in files)
+    if in_files != valid_rows:
+        raise ConservationError(f"{table.name}: expected {valid_rows} valid rows in the staged files, found {in_files}")
+    return CommitPlan(counts, files)
+
+
+def load_plan(spark: SparkSession, table: TableConfig, staging: str, delta_path: str) -> CommitPlan:
+    """The batch's plan: the saved one (a re-run must land the same files), else made and saved now."""
+    path = fs.join(staging, "plan.json")
+    text = fs.read_text(spark, path)
+    if text is not None:
+        return CommitPlan.from_json(text)
+    plan = make_plan(spark, table, staging, delta_path)
+    fs.write_text(spark, path, plan.to_json())
+    return plan
+
+
+def append_batch(
+    spark: SparkSession,
+    table: TableConfig,
+    run_id: str,
+    staging: str,
+    plan: CommitPlan,
+    delta_path: str,
+    recovering: bool,
+) -> int:
+    """One Delta commit of the batch's valid rows under the transaction id of (table, run): the planned files
+    moved in and added, or (writer mode) the staged rows appended by Delta's writer. Repeatable."""
+    app_id = txn_app_id(table.name, run_id)
+    if plan.files is not None:
+        move_into_table(spark, plan.files, delta_path, lambda: crash_point("during_move"))
+        schema_json = staged_schema(spark, staging).json()
+        files = [d for _, d in plan.files]
+        version = deltalog.commit_files(spark, delta_path, schema_json, table.partition_by, files, app_id)
+    elif not recovering or deltalog.find_txn_commit(spark, delta_path, app_id) is None:
+        valid = read_staged(spark, staging, VALID).select(*bronze_columns(table, AUDIT_COLUMNS))
+        valid_rows = sum(by.get(None, 0) for by in plan.counts.values())
+        data_bytes = fs.total_size(spark, rows_dir(staging, VALID))
+        n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
+        # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
+        valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
+        max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
+        write_delta(valid, delta_path, table, app_id, max_records)
+        version = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=5)
+    else:
+        version = deltalog.find_txn_commit(spark, delta_path, app_id)
+    crash_point("after_delta")
+    if version is None:  # the files were committed by a run that was killed right after
+        version = deltalog.find_txn_commit(spark, delta_path, app_id)
+    if version is None:
+        raise ConservationError(f"{table.name}: expected a Delta commit for {app_id}, found none")
+    return version
 
 
 def finish(
@@ -375,32 +486,18 @@ def finish(
     pending = manifest.pending(table.name).get(run_id, [])
     failed = {r.src_path: r.error for r in pending if r.error}
     staging = paths.staging(run_id, table.name)
-    counts = _count_by_file(spark.read.parquet(staging)) if fs.exists(spark, fs.join(staging, "_SUCCESS")) else {}
-    results = _file_results([r.src_path for r in pending], failed, counts)
+    delta_path = paths.delta(table.name)
+    plan = load_plan(spark, table, staging, delta_path)
+    results = _file_results([r.src_path for r in pending], failed, plan.counts)
     valid_rows = sum(f.rows_valid for f in results)
     rejected_rows = sum(f.rows_rejected for f in results)
 
     if valid_rows and table.merge:
-        merge_batches(spark, table, fs.join(staging, f"{KIND}={VALID}"), paths.delta(table.name))
+        merge_batches(spark, table, read_staged(spark, staging, VALID), delta_path)
         sync_parquet_mirror(spark, table, manifest, paths)
         crash_point("after_parquet")
     elif valid_rows:
-        delta_path = paths.delta(table.name)
-        app_id = txn_app_id(table.name, run_id)
-        version = deltalog.find_txn_commit(spark, delta_path, app_id) if recovering else None
-        if version is None:
-            valid_dir = fs.join(staging, f"{KIND}={VALID}")
-            valid = spark.read.parquet(valid_dir).select(*bronze_columns(table, AUDIT_COLUMNS))
-            data_bytes = fs.total_size(spark, valid_dir)
-            n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
-            # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
-            valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
-            max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
-            write_delta(valid, delta_path, table, app_id, max_records)
-            crash_point("after_delta")
-            version = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=5)
-        if version is None:
-            raise ConservationError(f"{table.name}: expected a Delta commit for {app_id}, found none")
+        version = append_batch(spark, table, run_id, staging, plan, delta_path, recovering)
         commit = deltalog.commit(spark, delta_path, version)
         if commit.rows != valid_rows:
             raise ConservationError(
@@ -412,8 +509,7 @@ def finish(
     if rejected_rows or failed:
         rejects = file_rejects_frame(spark, failed, ingestion_ts, run_id)
         if rejected_rows:
-            staged = spark.read.parquet(fs.join(staging, f"{KIND}={REJECT}")).select(*REJECT_COLUMNS)
-            rejects = staged.unionByName(rejects)
+            rejects = read_staged_rejects(spark, staging).select(*REJECT_COLUMNS).unionByName(rejects)
         write_rejects(rejects, paths, table.name, run_id)
         crash_point("after_rejects")
         logger.info("%s: %d rejected rows -> %s", table.name, rejected_rows, paths.rejects(table.name, "parquet"))
@@ -460,7 +556,7 @@ def with_tombstone(table: TableConfig) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
-def merge_batches(spark: SparkSession, table: TableConfig, valid_dir: str, delta_path: str) -> None:
+def merge_batches(spark: SparkSession, table: TableConfig, staged: DataFrame, delta_path: str) -> None:
     """MERGE each source commit's valid changes into bronze, in commit order.
 
     Newest sequence value wins: a change updates a stored row only if strictly newer, so a late (older) change
@@ -470,10 +566,8 @@ def merge_batches(spark: SparkSession, table: TableConfig, valid_dir: str, delta
     from delta.tables import DeltaTable
 
     merge = table.merge
-    staged = spark.read.parquet(valid_dir)
-    # Bronze columns only: the staging also holds the reject columns (NULL here) and the commit version.
-    staged_only = {"reason_code", "reason_detail", "raw_record", "src_row_number", COMMIT_VERSION}
-    columns = [c for c in staged.columns if c not in staged_only]
+    # Bronze columns only: the staged rows also hold the source commit version.
+    columns = [c for c in staged.columns if c != COMMIT_VERSION]
     versions = sorted(r[0] for r in staged.select(COMMIT_VERSION).distinct().collect())
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
     newer = f"s.`{merge.sequence_by}` > t.`{merge.sequence_by}`"
@@ -547,7 +641,7 @@ def recover(
     for dead_run, rows in manifest.pending(table.name).items():
         staging = paths.staging(dead_run, table.name)
         needs_staging = any(r.error is None for r in rows)
-        if not needs_staging or fs.exists(spark, fs.join(staging, "_SUCCESS")):
+        if not needs_staging or fs.exists(spark, fs.join(rows_dir(staging), "_SUCCESS")):
             logger.warning(
                 "%s: finishing the batch of run %s, which did not complete (%d files)", table.name, dead_run, len(rows)
             )

@@ -264,6 +264,18 @@ def parquet_footer_schema(spark: SparkSession, path: str) -> StructType:
     return StructType.fromJson(json.loads(converter.convert(message).json()))
 
 
+def parquet_rows(spark: SparkSession, path: str) -> int:
+    """A Parquet file's row count from its footer, on the driver."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
+    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
+    try:
+        return int(reader.getRecordCount())
+    finally:
+        reader.close()
+
+
 def java_error(exc: Exception) -> str:
     """The first line of a JVM exception's message, without the py4j wrapping."""
     java = getattr(exc, "java_exception", None)

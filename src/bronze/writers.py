@@ -4,22 +4,36 @@ Layout under ``--lake``:
   bronze/delta/<table>/            Delta table (partitioned as configured)
   bronze/parquet/<table>/          the same data files as the Delta commit, copied byte for byte
   _rejects/<table>/parquet/run_id=<run>/ and _rejects/<table>/csv/run_id=<run>/
-  _staging/<run>/<table>/          a run's single full-row write, split by _kind=valid|reject (then removed)
+  _staging/<run>/<table>/          a run's batch of one table (removed once landed):
+      schema.json                  the staged rows' schema (written first)
+      rows/_kind=valid|reject/...  the single full-row write, partitioned like the table below _kind
+      sized/...                    valid files rewritten to the target size (only fragments and giants)
+      plan.json                    per-file counts and the files to commit (written before any file moves)
+
+The valid files of the single write are the bronze data files: they hold exactly the bronze columns, are
+moved into the Delta folder and added by one Delta commit (no second pass over the rows). So a staged reject
+row carries its reason in its ``src_row_hash`` slot (as JSON) and NULL partition values (one folder).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from bronze import fs
 from bronze.config import TableConfig
-from bronze.deltalog import DeltaCommit
+from bronze.deltalog import DataFile, DeltaCommit
+from bronze.errors import ConservationError
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +54,13 @@ REJECT_SCHEMA = (
     "ingestion_ts timestamp, run_id string"
 )
 TARGET_FILE_BYTES = 128 * 1024 * 1024
+STAGED_REJECT = "src_row_hash"  # the slot of a staged reject row's reason (JSON)
+PACKED_REJECT_SCHEMA = "reason_code string, reason_detail string, raw_record string, src_row_number bigint"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+STAGING_WRITE_CONF = {
+    "spark.sql.optimizer.plannedWrite.enabled": "false",
+    "spark.sql.maxConcurrentOutputFileWriters": "64",
+}
 
 
 @dataclass(frozen=True)
@@ -59,9 +80,198 @@ class LakePaths:
         return fs.join(self.lake, "_staging", run_id, table)
 
 
-def write_staging(df: DataFrame, path: str) -> None:
-    """The run's single full-row write: every row read, valid or rejected, split by ``_kind``."""
-    df.write.mode("overwrite").partitionBy(KIND).parquet(path)
+def rows_dir(staging: str, kind: str | None = None) -> str:
+    return fs.join(staging, "rows", f"{KIND}={kind}" if kind else "")
+
+
+def staged_rows(table: TableConfig) -> Callable[[DataFrame], DataFrame]:
+    """From tagged rows (bronze + reject columns + ``_kind``) to the staged layout: the bronze columns (plus
+    the source commit of a change log) and ``_kind``; a reject row's reason goes to its ``src_row_hash``
+    slot and its partition values to NULL (all rejects of a batch in one folder)."""
+
+    def transform(df: DataFrame) -> DataFrame:
+        reject = F.col(KIND) == F.lit(REJECT)
+        packed = F.to_json(F.struct("reason_code", "reason_detail", "raw_record", "src_row_number"))
+        cols = []
+        for c in df.columns:
+            if c in ("reason_code", "reason_detail", "raw_record", "src_row_number"):
+                continue
+            if c == STAGED_REJECT:
+                cols.append(F.when(reject, packed).otherwise(F.col(c)).alias(c))
+            elif c in table.partition_by:
+                cols.append(F.when(~reject, F.col(f"`{c}`")).alias(c))
+            else:
+                cols.append(F.col(f"`{c}`"))
+        return df.select(*cols)
+
+    return transform
+
+
+def write_staging(df: DataFrame, staging: str, partition_by: Sequence[str]) -> None:
+    """The run's single full-row write: every row read, split by ``_kind`` and then by the table's partitions.
+
+    The schema goes first, so a completed write (``rows/_SUCCESS``) always has it.
+    """
+    spark = df.sparkSession
+    fs.write_text(spark, fs.join(staging, "schema.json"), df.drop(KIND).schema.json())
+    # One open file per partition value in a task instead of sorting the task's rows by partition first (the
+    # sort spills at scale); Spark falls back to sorting past this many values in one task.
+    with session_conf(spark, STAGING_WRITE_CONF):
+        df.write.mode("overwrite").partitionBy(KIND, *partition_by).parquet(rows_dir(staging))
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """SQL confs set for the duration of a block, then put back as they were."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def staged_schema(spark: SparkSession, staging: str) -> StructType:
+    text = fs.read_text(spark, fs.join(staging, "schema.json"))
+    if text is None:
+        raise ConservationError(f"expected {staging}/schema.json next to the staged rows, found none")
+    return StructType.fromJson(json.loads(text))
+
+
+def read_staged(spark: SparkSession, staging: str, kind: str) -> DataFrame:
+    """Staged rows of one kind with their exact types (partition values are not inferred from folder names)."""
+    schema = staged_schema(spark, staging)
+    folder = rows_dir(staging, kind)
+    if not fs.exists(spark, folder):
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(folder)
+
+
+def read_staged_rejects(spark: SparkSession, staging: str) -> DataFrame:
+    """The staged reject rows as reject columns."""
+    df = read_staged(spark, staging, REJECT)
+    packed = F.from_json(F.col(STAGED_REJECT), PACKED_REJECT_SCHEMA)
+    return df.select(
+        *[packed.getField(c).alias(c) for c in ("reason_code", "reason_detail", "raw_record")],
+        "src_filename",
+        packed.getField("src_row_number").alias("src_row_number"),
+        "ingestion_ts",
+        "run_id",
+    )
+
+
+def staged_counts(spark: SparkSession, staging: str) -> dict[str, dict[str | None, int]]:
+    """src_filename -> reason_code (None = valid) -> rows, from the staged rows in one job."""
+    valid = read_staged(spark, staging, VALID).select("src_filename", F.lit(None).cast("string").alias("reason_code"))
+    rejects = read_staged_rejects(spark, staging).select("src_filename", "reason_code")
+    out: dict[str, dict[str | None, int]] = defaultdict(dict)
+    for row in valid.unionByName(rejects).groupBy("src_filename", "reason_code").count().collect():
+        out[row["src_filename"]][row["reason_code"]] = int(row["count"])
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A valid data file in staging and where it goes in the table (relative, Hive-escaped folders)."""
+
+    src: str
+    rel: str
+    size: int
+    mtime_ms: int
+
+
+def files_to_rewrite(files: Sequence[StagedFile], target: int) -> list[StagedFile]:
+    """Files outside the size band: giants (over 2x target) are split; fragments (under target/8) are merged
+    where a partition folder has two or more of them. Files in between are committed as written, so input
+    files that follow the table's partitions cost one write."""
+    by_folder: dict[str, list[StagedFile]] = defaultdict(list)
+    for f in files:
+        by_folder[f.rel.rpartition("/")[0]].append(f)
+    out = []
+    for folder_files in by_folder.values():
+        out += [f for f in folder_files if f.size > 2 * target]
+        small = [f for f in folder_files if f.size < target / 8]
+        if len(small) >= 2:
+            out += small
+    return sorted(out, key=lambda f: f.rel)
+
+
+def list_staged(spark: SparkSession, root: str) -> list[StagedFile]:
+    base = fs.qualify(root) if fs.is_local(root) else root.rstrip("/")
+    return [
+        StagedFile(f.path, f.path[len(base) :].lstrip("/"), f.size, f.mtime_ms)
+        for f in fs.list_files(spark, root, "**/*.parquet")
+    ]
+
+
+def rewrite_to_size(
+    spark: SparkSession, staging: str, files: Sequence[StagedFile], partition_by: Sequence[str], target: int, rows: int
+) -> list[StagedFile]:
+    """Rewrite some staged valid files toward the target size: one task per partition value, capped rows."""
+    out = fs.join(staging, "sized")
+    total = sum(f.size for f in files)
+    n = max(1, math.ceil(total / target))
+    df = (
+        spark.read.schema(staged_schema(spark, staging))
+        .option("basePath", rows_dir(staging, VALID))
+        .parquet(*[f.src for f in files])
+    )
+    df = df.repartition(n, *partition_by) if partition_by else df.repartition(n)
+    max_records = max(1, int(rows * target / max(total, 1)))
+    df.write.mode("overwrite").partitionBy(*partition_by).option("maxRecordsPerFile", max_records).parquet(out)
+    return list_staged(spark, out)
+
+
+def partition_values(rel: str) -> dict[str, str | None]:
+    """``a=1/b=x%2Fy/part-0.parquet`` -> {"a": "1", "b": "x/y"} (Hive escaping undone, the null folder None)."""
+    values: dict[str, str | None] = {}
+    for segment in rel.split("/")[:-1]:
+        name, _, value = segment.partition("=")
+        values[unquote(name)] = None if value == HIVE_NULL else unquote(value)
+    return values
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    """What a staged batch lands as, decided once and saved before any file moves (a re-run follows it)."""
+
+    counts: dict[str, dict[str | None, int]]
+    files: list[tuple[StagedFile, DataFile]] | None  # None: the Delta writer appends the staged rows instead
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "counts": [[src, reason, n] for src, by in self.counts.items() for reason, n in by.items()],
+                "files": None if self.files is None else [[asdict(s), asdict(d)] for s, d in self.files],
+            }
+        )
+
+    @staticmethod
+    def from_json(text: str) -> CommitPlan:
+        doc = json.loads(text)
+        counts: dict[str, dict[str | None, int]] = defaultdict(dict)
+        for src, reason, n in doc["counts"]:
+            counts[src][reason] = n
+        files = None if doc["files"] is None else [(StagedFile(**s), DataFile(**d)) for s, d in doc["files"]]
+        return CommitPlan(dict(counts), files)
+
+
+def move_into_table(
+    spark: SparkSession, files: Sequence[tuple[StagedFile, DataFile]], table_path: str, after_each: Callable[[], None]
+) -> None:
+    """Move planned files from staging into the table's folder; a re-run skips the ones already moved."""
+    for staged, data in files:
+        dst = fs.join(table_path, data.path)
+        if fs.exists(spark, staged.src):
+            fs.rename(spark, staged.src, dst)
+        elif not fs.exists(spark, dst):
+            raise ConservationError(f"expected staged file {staged.src} or its move to {dst}, found neither")
+        after_each()
 
 
 def bronze_columns(table: TableConfig, audit: Sequence[str], extras: Sequence[str] = ()) -> list[str]:

@@ -1,0 +1,103 @@
+"""The single write: staged valid files become the Delta commit as written (fragments merged, giants split)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lakecheck import assert_same_lake
+from pyspark.sql import SparkSession
+
+from bronze import pipeline
+from bronze.config import load_job_config
+from bronze.deltalog import DataFile, nullable_schema_json
+from bronze.sample_data import generate
+from bronze.writers import CommitPlan, LakePaths, StagedFile, files_to_rewrite, partition_values
+
+MB = 1024 * 1024
+TABLES = ["orders", "events", "sensors", "shipments"]
+
+
+def _f(rel: str, mb: float) -> StagedFile:
+    return StagedFile(f"file:/s/{rel}", rel, int(mb * MB), 0)
+
+
+def test_files_in_the_band_are_kept_fragments_merged_giants_split() -> None:
+    files = [
+        _f("d=1/a.parquet", 40),  # in the band
+        _f("d=1/b.parquet", 2),  # the only fragment of its folder: kept
+        _f("d=2/c.parquet", 3),
+        _f("d=2/d.parquet", 1),  # two fragments in one folder: both merged
+        _f("d=2/e.parquet", 300),  # over 2x target: split
+        _f("d=3/f.parquet", 250),  # under 2x target: kept
+    ]
+    got = files_to_rewrite(files, 128 * MB)
+    assert [f.rel for f in got] == ["d=2/c.parquet", "d=2/d.parquet", "d=2/e.parquet"]
+
+
+def test_partition_values_undo_hive_escaping() -> None:
+    rel = "store_id=7/month=2024-01/part-0.parquet"
+    assert partition_values(rel) == {"store_id": "7", "month": "2024-01"}
+    assert partition_values("x=A%2FB/y=__HIVE_DEFAULT_PARTITION__/p.parquet") == {"x": "A/B", "y": None}
+    assert partition_values("part-0.parquet") == {}
+
+
+def test_plan_survives_its_json() -> None:
+    staged = StagedFile("file:/lake/_staging/r/t/rows/_kind=valid/d=1/p.parquet", "d=1/p.parquet", 10, 5)
+    plan = CommitPlan(
+        {"file:/raw/a.csv": {None: 3, "TYPE_MISMATCH": 1}}, [(staged, DataFile(staged.rel, {"d": "1"}, 10, 5, 3))]
+    )
+    assert CommitPlan.from_json(plan.to_json()) == plan
+    assert CommitPlan.from_json(CommitPlan({}, None).to_json()) == CommitPlan({}, None)
+
+
+def test_nullable_schema_ignores_nullability_only() -> None:
+    a = '{"type":"struct","fields":[{"name":"x","type":"long","nullable":false,"metadata":{}}]}'
+    b = '{"type":"struct","fields":[{"name":"x","type":"long","nullable":true,"metadata":{"k":1}}]}'
+    c = '{"type":"struct","fields":[{"name":"x","type":"string","nullable":true,"metadata":{}}]}'
+    assert nullable_schema_json(a) == nullable_schema_json(b) != nullable_schema_json(c)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("raw")
+    generate(out, seed=11, tables=TABLES)
+    return out
+
+
+def _run(spark: SparkSession, project_dir: Path, raw: Path, out: Path) -> pipeline.RunResult:
+    job = load_job_config(
+        project_dir / "conf" / "bronze.yaml", str(raw), str(out / "lake"), str(out / "m.duckdb"), tables=TABLES
+    )
+    return pipeline.run(spark, job)
+
+
+def test_committed_files_equal_the_delta_writer(
+    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staged files committed as written give the same lake as Delta's own writer appending the rows."""
+    files_run = _run(spark, project_dir, raw, tmp_path / "files")
+    monkeypatch.setenv(pipeline.COMMIT_MODE_ENV, "writer")
+    _run(spark, project_dir, raw, tmp_path / "writer")
+    assert_same_lake(spark, tmp_path / "files" / "lake", tmp_path / "writer" / "lake", TABLES)
+    for table in TABLES:
+        log = Path(LakePaths(str(tmp_path / "files" / "lake")).delta(table)) / "_delta_log"
+        actions = [json.loads(line) for line in (log / f"{0:020d}.json").read_text().splitlines()]
+        info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
+        assert info["operation"] == "WRITE" and info["isBlindAppend"] is True
+        assert [a["txn"]["appId"] for a in actions if "txn" in a] == [f"bronze:{table}:{files_run.run_id}"]
+        adds = [a["add"] for a in actions if "add" in a]
+        rows = sum(json.loads(a["stats"])["numRecords"] for a in adds)
+        assert rows == next(t.rows_valid for t in files_run.tables if t.table == table)
+        mirrored = Path(LakePaths(str(tmp_path / "files" / "lake")).parquet(table))
+        assert len(adds) == len(list(mirrored.rglob("*.parquet")))
+
+
+def test_a_second_run_commits_nothing(spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path) -> None:
+    _run(spark, project_dir, raw, tmp_path)
+    log = Path(LakePaths(str(tmp_path / "lake")).delta("orders")) / "_delta_log"
+    before = sorted(p.name for p in log.glob("*.json"))
+    again = _run(spark, project_dir, raw, tmp_path)
+    assert sorted(p.name for p in log.glob("*.json")) == before
+    assert sum(t.files_new for t in again.tables) == 0
