@@ -8,6 +8,7 @@ one commit that adds files bronze wrote itself (:func:`commit_files`, through De
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pyspark.sql import SparkSession
 
 from bronze import fs
 from bronze.errors import DirectCommitError
+
+COMMIT_FILE = re.compile(r"\d{20}\.json")
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,14 @@ class DeltaCommit:
 
 
 def latest_version(spark: SparkSession, path: str) -> int | None:
-    """The table's current version, or None if there is no Delta table at path."""
-    from delta.tables import DeltaTable
+    """The table's current version (its newest commit file), or None if there is no Delta table at path.
 
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+    A listing of ``_delta_log`` on the driver: no Spark job and no snapshot, so a run with nothing new never
+    loads a Delta table. Log cleanup only removes commits older than a checkpoint, so the newest stays.
+    """
+    names = fs.list_file_names(spark, fs.join(path, "_delta_log"))
+    versions = [int(n[:20]) for n in names if COMMIT_FILE.fullmatch(n)]
+    return max(versions) if versions else None
 
 
 def commit_actions(spark: SparkSession, table_path: str, version: int) -> list[dict]:

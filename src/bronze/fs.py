@@ -257,6 +257,17 @@ def list_dirs(spark: SparkSession | None, path: str) -> list[str]:
     return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isDirectory())
 
 
+def list_file_names(spark: SparkSession | None, path: str) -> list[str]:
+    """Names of the files directly in a folder (empty if it does not exist)."""
+    if is_local(path):
+        p = local_path(path)
+        return sorted(f for f in os.listdir(p) if os.path.isfile(os.path.join(p, f))) if os.path.isdir(p) else []
+    hpath, fs = _hadoop_fs(spark, path)
+    if not fs.exists(hpath):
+        return []
+    return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isFile())
+
+
 def total_size(spark: SparkSession | None, path: str) -> int:
     """Bytes under a folder (0 if it does not exist)."""
     if is_local(path):
