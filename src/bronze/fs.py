@@ -246,26 +246,26 @@ def exists(spark: SparkSession | None, path: str) -> bool:
     return bool(fs.exists(hpath))
 
 
-def list_dirs(spark: SparkSession | None, path: str) -> list[str]:
-    """Names of the sub-folders of a folder (empty if it does not exist)."""
+def _list_names(spark: SparkSession | None, path: str, folders: bool) -> list[str]:
     if is_local(path):
         p = local_path(path)
-        return sorted(d for d in os.listdir(p) if os.path.isdir(os.path.join(p, d))) if os.path.isdir(p) else []
+        if not os.path.isdir(p):
+            return []
+        return sorted(n for n in os.listdir(p) if os.path.isdir(os.path.join(p, n)) == folders)
     hpath, fs = _hadoop_fs(spark, path)
     if not fs.exists(hpath):
         return []
-    return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isDirectory())
+    return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isDirectory() == folders)
+
+
+def list_dirs(spark: SparkSession | None, path: str) -> list[str]:
+    """Names of the sub-folders of a folder (empty if it does not exist)."""
+    return _list_names(spark, path, folders=True)
 
 
 def list_file_names(spark: SparkSession | None, path: str) -> list[str]:
     """Names of the files directly in a folder (empty if it does not exist)."""
-    if is_local(path):
-        p = local_path(path)
-        return sorted(f for f in os.listdir(p) if os.path.isfile(os.path.join(p, f))) if os.path.isdir(p) else []
-    hpath, fs = _hadoop_fs(spark, path)
-    if not fs.exists(hpath):
-        return []
-    return sorted(st.getPath().getName() for st in fs.listStatus(hpath) if st.isFile())
+    return _list_names(spark, path, folders=False)
 
 
 def total_size(spark: SparkSession | None, path: str) -> int:

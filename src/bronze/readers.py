@@ -13,9 +13,10 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
+from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
 
@@ -249,31 +250,33 @@ def castable(physical: DataType, contract: DataType) -> bool:
     return False
 
 
-def parquet_footer_schema(spark: SparkSession, path: str) -> StructType:
-    """A Parquet file's schema as Spark sees it, read from the footer on the driver (no Spark job)."""
+def _parquet_footer(spark: SparkSession, path: str, read: Callable[[Any], Any]) -> Any:
+    """Apply ``read`` to a Parquet file's open footer reader on the driver (no Spark job)."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
     reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
     try:
-        message = reader.getFooter().getFileMetaData().getSchema()
+        return read(reader)
     finally:
         reader.close()
+
+
+def parquet_footer_schema(spark: SparkSession, path: str) -> StructType:
+    """A Parquet file's schema as Spark sees it, read from the footer."""
+    message = _parquet_footer(spark, path, lambda r: r.getFooter().getFileMetaData().getSchema())
     sql_conf = spark._jsparkSession.sessionState().conf()
-    converter = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(sql_conf)
+    converter = (
+        spark.sparkContext._jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
+            sql_conf
+        )
+    )
     return StructType.fromJson(json.loads(converter.convert(message).json()))
 
 
 def parquet_rows(spark: SparkSession, path: str) -> int:
-    """A Parquet file's row count from its footer, on the driver."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
-    reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
-    try:
-        return int(reader.getRecordCount())
-    finally:
-        reader.close()
+    """A Parquet file's row count, read from the footer."""
+    return int(_parquet_footer(spark, path, lambda r: r.getRecordCount()))
 
 
 def java_error(exc: Exception) -> str:
