@@ -47,6 +47,7 @@ from bronze.config import TableConfig
 from bronze.errors import SourceError
 from bronze.fs import FileInfo, qualify, read_bytes, read_head
 from bronze.reasons import HEADER_MISMATCH, SCHEMA_MISMATCH
+from bronze.session import driver_listing
 
 logger = logging.getLogger(__name__)
 
@@ -167,16 +168,17 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
         readable.append(f.path)
     if not readable:
         return SourceFrame((), file_rejects, failed)
-    df = (
-        spark.read.format("csv")
-        .schema(string_schema(table.schema))
-        .options(**options)
-        .option("header", str(has_header).lower())
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT)
-        .load(readable)
-        .transform(with_src_file)
-    )
+    with driver_listing(spark, readable):
+        df = (
+            spark.read.format("csv")
+            .schema(string_schema(table.schema))
+            .options(**options)
+            .option("header", str(has_header).lower())
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .load(readable)
+            .transform(with_src_file)
+        )
     sep = options.get("sep", options.get("delimiter", ","))
     # A malformed row keeps its exact text; otherwise the tokens are re-joined (quoted where needed).
     rebuilt = F.to_csv(
@@ -200,7 +202,8 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
             readable.append(f.path)
     if not readable:
         return SourceFrame((), {}, failed)
-    lines = spark.read.text(readable).transform(with_src_file)
+    with driver_listing(spark, readable):
+        lines = spark.read.text(readable).transform(with_src_file)
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
     parsed = F.from_json(
@@ -327,7 +330,8 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
         groups.setdefault(physical.json(), (physical, []))[1].append(f.path)
     parts = []
     for physical, paths in groups.values():
-        df = spark.read.schema(physical).parquet(*paths).transform(with_src_file)
+        with driver_listing(spark, paths):
+            df = spark.read.schema(physical).parquet(*paths).transform(with_src_file)
         by_lower = {f.name.lower(): f for f in physical.fields}
         mismatched = bool(schema_problems(physical, table.schema))
         cols = []

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
+
+from bronze.fs import is_local
 
 REQUIRED_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
@@ -35,3 +38,30 @@ def build_session(app_name: str = "bronze", master: str | None = None, jars: Seq
     if master:
         builder = builder.master(master)
     return configure(builder, jars).getOrCreate()
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """SQL confs set for the duration of a block, then put back as they were."""
+    before = {k: spark.conf.get(k, None) for k in conf}
+    for k, v in conf.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+@contextmanager
+def driver_listing(spark: SparkSession, paths: Sequence[str]) -> Iterator[None]:
+    """List local files on the driver when a DataFrame is created from them: Spark's parallel listing job
+    (past 32 paths) took 25 s for 10,000 local files, the driver takes 1 s. Remote paths keep the job."""
+    if paths and all(is_local(p) for p in paths):
+        with session_conf(spark, {"spark.sql.sources.parallelPartitionDiscovery.threshold": str(len(paths) + 1)}):
+            yield
+    else:
+        yield

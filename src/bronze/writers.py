@@ -21,8 +21,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from urllib.parse import unquote
 
@@ -34,6 +33,7 @@ from bronze import fs
 from bronze.config import TableConfig
 from bronze.deltalog import DataFile, DeltaCommit
 from bronze.errors import ConservationError
+from bronze.session import session_conf
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +118,6 @@ def write_staging(df: DataFrame, staging: str, partition_by: Sequence[str]) -> N
     # sort spills at scale); Spark falls back to sorting past this many values in one task.
     with session_conf(spark, STAGING_WRITE_CONF):
         df.write.mode("overwrite").partitionBy(KIND, *partition_by).parquet(rows_dir(staging))
-
-
-@contextmanager
-def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
-    """SQL confs set for the duration of a block, then put back as they were."""
-    before = {k: spark.conf.get(k, None) for k in conf}
-    for k, v in conf.items():
-        spark.conf.set(k, v)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
 
 
 def staged_schema(spark: SparkSession, staging: str) -> StructType:
