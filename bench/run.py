@@ -110,6 +110,12 @@ def spark_env(driver_memory: str) -> dict[str, str]:
     return env
 
 
+def bronze_command(raw: Path, work: Path) -> list[str]:
+    """The full bronze job on the orders table of ``raw``, with its lake and manifest under ``work``."""
+    args = ["--raw", str(raw), "--lake", str(work / "lake"), "--manifest", str(work / "m.duckdb")]
+    return [str(PROJECT / "spark-submit.sh"), *args, "--tables", "orders"]
+
+
 def bench_size(size: int, work: Path, driver_memory: str) -> dict:
     scale = size / (MB_PER_SCALE_UNIT * 1024 * 1024)
     raw = work / "raw"
@@ -132,18 +138,7 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
         gen_s,
     )
     env = spark_env(driver_memory)
-    submit = [str(PROJECT / "spark-submit.sh")]
-    job = [
-        *submit,
-        "--raw",
-        str(raw),
-        "--lake",
-        str(work / "lake"),
-        "--manifest",
-        str(work / "m.duckdb"),
-        "--tables",
-        "orders",
-    ]
+    job = bronze_command(raw, work)
 
     a_s, a_mem, _ = timed(job, env)
     parquet_files = dir_bytes(work / "lake" / "bronze" / "parquet" / "orders", ".parquet")
@@ -219,17 +214,7 @@ def bench_incremental(work: Path, driver_memory: str, files: int = 10_000) -> di
         d.mkdir(parents=True, exist_ok=True)
         (d / f"o{i:05d}.csv").write_text(f"{header}\n{i + 1},2024-01-01T00:00:00Z,2024-01-01,1,1,web,card,,1.00,AUD\n")
     env = spark_env(driver_memory)
-    job = [
-        str(PROJECT / "spark-submit.sh"),
-        "--raw",
-        str(work / "raw"),
-        "--lake",
-        str(work / "lake"),
-        "--manifest",
-        str(work / "m.duckdb"),
-        "--tables",
-        "orders",
-    ]
+    job = bronze_command(work / "raw", work)
     first_s, _, _ = timed(job, env)
     (raw / "new").mkdir()
     (raw / "new" / "o_new.csv").write_text(f"{header}\n999999,2024-01-02T00:00:00Z,2024-01-02,1,1,web,card,,1.00,AUD\n")
