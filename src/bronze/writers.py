@@ -55,7 +55,9 @@ REJECT_SCHEMA = (
 )
 TARGET_FILE_BYTES = 128 * 1024 * 1024
 STAGED_REJECT = "src_row_hash"  # the slot of a staged reject row's reason (JSON)
+# Reject columns a staged reject row packs into its STAGED_REJECT slot (the others are bronze columns too).
 PACKED_REJECT_SCHEMA = "reason_code string, reason_detail string, raw_record string, src_row_number bigint"
+PACKED_REJECT_COLUMNS = ("reason_code", "reason_detail", "raw_record", "src_row_number")
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 STAGING_WRITE_CONF = {
     "spark.sql.optimizer.plannedWrite.enabled": "false",
@@ -91,10 +93,10 @@ def staged_rows(table: TableConfig) -> Callable[[DataFrame], DataFrame]:
 
     def transform(df: DataFrame) -> DataFrame:
         reject = F.col(KIND) == F.lit(REJECT)
-        packed = F.to_json(F.struct("reason_code", "reason_detail", "raw_record", "src_row_number"))
+        packed = F.to_json(F.struct(*PACKED_REJECT_COLUMNS))
         cols = []
         for c in df.columns:
-            if c in ("reason_code", "reason_detail", "raw_record", "src_row_number"):
+            if c in PACKED_REJECT_COLUMNS:
                 continue
             if c == STAGED_REJECT:
                 cols.append(F.when(reject, packed).otherwise(F.col(c)).alias(c))
@@ -140,13 +142,8 @@ def read_staged_rejects(spark: SparkSession, staging: str) -> DataFrame:
     """The staged reject rows as reject columns."""
     df = read_staged(spark, staging, REJECT)
     packed = F.from_json(F.col(STAGED_REJECT), PACKED_REJECT_SCHEMA)
-    return df.select(
-        *[packed.getField(c).alias(c) for c in ("reason_code", "reason_detail", "raw_record")],
-        "src_filename",
-        packed.getField("src_row_number").alias("src_row_number"),
-        "ingestion_ts",
-        "run_id",
-    )
+    unpacked = {c: packed.getField(c).alias(c) for c in PACKED_REJECT_COLUMNS}
+    return df.select(*[unpacked.get(c, F.col(c)) for c in REJECT_COLUMNS])
 
 
 def staged_counts(spark: SparkSession, staging: str) -> dict[str, dict[str | None, int]]:
@@ -186,7 +183,7 @@ def files_to_rewrite(files: Sequence[StagedFile], target: int) -> list[StagedFil
 
 
 def list_staged(spark: SparkSession, root: str) -> list[StagedFile]:
-    base = fs.qualify(root) if fs.is_local(root) else root.rstrip("/")
+    base = fs.qualify(root)
     return [
         StagedFile(f.path, f.path[len(base) :].lstrip("/"), f.size, f.mtime_ms)
         for f in fs.list_files(spark, root, "**/*.parquet")
