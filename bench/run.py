@@ -3,9 +3,10 @@
     .venv/bin/python bench/run.py [--sizes 100MB,1GB,3GB] [--driver-memory 2g]
 
 For each size, on the same files: (a) the full bronze job (validation, rejects, audit columns, Delta + Parquet,
-manifest) through ./spark-submit.sh; (b) Spark's floor, a plain spark.read.csv(schema) -> parquet; (c) DuckDB
-read_csv(explicit types) -> parquet; (d) a re-run with nothing new. Once: (e) an incremental run with one new
-small file when 10,000 files are already in the manifest. Writes bench/results/<stamp>.json and .md.
+manifest) through ./spark-submit.sh; (b) Spark's floor, a plain spark.read.csv(schema) -> parquet; (b2) the
+contract's floor, one plain Spark query doing only what the contract makes every row pay (see CONTRACT_FLOOR);
+(c) DuckDB read_csv(explicit types) -> parquet; (d) a re-run with nothing new. Once: (e) an incremental run with
+one new small file when 10,000 files are already in the manifest. Writes bench/results/<stamp>.json and .md.
 """
 
 from __future__ import annotations
@@ -42,6 +43,31 @@ from schemas.schemas import ORDERS
 spark = SparkSession.builder.appName("floor").getOrCreate()
 paths = sys.argv[1].split(",")
 spark.read.schema(ORDERS).option("header", "true").csv(paths).write.mode("overwrite").parquet(sys.argv[2])
+"""
+# (b2) What the contract makes every row pay, and nothing else: values read as strings with _corrupt_record
+# (malformed rows are kept), the file path from _metadata, bronze's own row hash of the raw values, plain casts
+# (no shape checks, no reasons, no audit literals) and the table's partitioning. No Delta, no manifest.
+CONTRACT_FLOOR_SCRIPT = """
+import sys
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+sys.path.insert(0, sys.argv[3])
+sys.path.insert(0, sys.argv[3] + "/src")
+from bronze.audit import row_hash
+from bronze.readers import CORRUPT, string_schema
+from schemas.schemas import ORDERS
+spark = SparkSession.builder.appName("contract-floor").getOrCreate()
+paths = sys.argv[1].split(",")
+raw = (
+    spark.read.schema(string_schema(ORDERS)).option("header", "true").option("escape", '"')
+    .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).csv(paths)
+)
+raw.select(
+    *[F.col(f.name).cast(f.dataType).alias(f.name) for f in ORDERS.fields],
+    CORRUPT,
+    F.col("_metadata.file_path").alias("src_filename"),
+    row_hash(ORDERS.names).alias("src_row_hash"),
+).write.mode("overwrite").partitionBy("order_dt").parquet(sys.argv[2])
 """
 DUCKDB_TYPES = {
     "order_id": "BIGINT",
@@ -116,6 +142,33 @@ def bronze_command(raw: Path, work: Path) -> list[str]:
     return [str(PROJECT / "spark-submit.sh"), *args, "--tables", "orders"]
 
 
+def timed_spark_script(
+    script: str, folders: str, out: Path, driver_memory: str, env: dict[str, str]
+) -> tuple[float, float]:
+    """Wall seconds and peak driver RSS of a plain PySpark script over the CSV folders (no bronze job)."""
+    path = out.with_suffix(".py")
+    path.write_text(script)
+    python = str(PROJECT / ".venv" / "bin" / "python")
+    cmd = [
+        str(PROJECT / ".venv" / "bin" / "spark-submit"),
+        "--master",
+        "local[*]",
+        # The same two confs as bronze (an impossible date fails the whole read otherwise).
+        "--conf",
+        "spark.sql.legacy.timeParserPolicy=CORRECTED",
+        "--conf",
+        "spark.sql.session.timeZone=UTC",
+        "--driver-memory",
+        driver_memory,
+        str(path),
+        folders,
+        str(out),
+        str(PROJECT),
+    ]
+    seconds, peak, _ = timed(cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
+    return seconds, peak
+
+
 def bench_size(size: int, work: Path, driver_memory: str) -> dict:
     scale = size / (MB_PER_SCALE_UNIT * 1024 * 1024)
     raw = work / "raw"
@@ -145,32 +198,14 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
     d_s, _, d_out = timed(job, env)
     assert re.search(r"^orders\s+0\s+\d+", d_out, flags=re.M), d_out[-2000:]
 
-    floor = work / "floor.py"
-    floor.write_text(FLOOR_SCRIPT)
-    spark_submit = str(PROJECT / ".venv" / "bin" / "spark-submit")
-    b_cmd = [
-        spark_submit,
-        "--master",
-        "local[*]",
-        # The floor needs the same two confs (an impossible date fails the whole read otherwise).
-        "--conf",
-        "spark.sql.legacy.timeParserPolicy=CORRECTED",
-        "--conf",
-        "spark.sql.session.timeZone=UTC",
-        "--driver-memory",
-        driver_memory,
-        str(floor),
-        str(raw / "orders" / "**" / "*.csv"),
-        str(work / "floor_out"),
-        str(PROJECT),
-    ]
-    # Spark globs do not take **: give it the folders.
-    b_cmd[-3] = ",".join(sorted({str(p.parent) for p in (raw / "orders").rglob("*.csv")}))
-    python = str(PROJECT / ".venv" / "bin" / "python")
-    b_s, b_mem, _ = timed(b_cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
-    floor_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{work}/floor_out/*.parquet')").fetchone()[0]
-    if floor_rows < rows * 0.99:
-        raise RuntimeError(f"expected the floor to write about {rows} rows, found {floor_rows}")
+    # Spark globs do not take **: the plain queries get the folders.
+    folders = ",".join(sorted({str(p.parent) for p in (raw / "orders").rglob("*.csv")}))
+    b_s, b_mem = timed_spark_script(FLOOR_SCRIPT, folders, work / "floor_out", driver_memory, env)
+    b2_s, b2_mem = timed_spark_script(CONTRACT_FLOOR_SCRIPT, folders, work / "contract_floor_out", driver_memory, env)
+    for out in ("floor_out", "contract_floor_out"):
+        written = duckdb.sql(f"SELECT count(*) FROM read_parquet('{work}/{out}/**/*.parquet')").fetchone()[0]
+        if written != rows:
+            raise RuntimeError(f"expected {out} to hold the {rows} rows read, found {written}")
 
     con = duckdb.connect()
     con.execute("SET threads TO 2")
@@ -197,9 +232,12 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
             "median_file_mb": round(statistics.median(parquet_files) / 1024 / 1024, 2) if parquet_files else 0,
         },
         "b_spark_floor": {**rate(b_s), "peak_driver_rss_mb": round(b_mem)},
+        "b2_contract_floor": {**rate(b2_s), "peak_driver_rss_mb": round(b2_mem)},
         "c_duckdb": rate(c_s),
         "d_rerun_nothing_new": {"seconds": round(d_s, 2), "fraction_of_a": round(d_s / a_s, 3)},
         "ratio_a_over_b": round(a_s / b_s, 2),
+        "ratio_b2_over_b": round(b2_s / b_s, 2),
+        "ratio_a_over_b2": round(a_s / b2_s, 2),
         "ratio_a_over_c": round(a_s / c_s, 2),
     }
 
@@ -236,15 +274,16 @@ def to_markdown(result: dict) -> str:
         f"Machine: {result['machine']}. Driver memory {result['driver_memory']}. Input: generated orders CSV "
         "(0.01% defective rows).",
         "",
-        "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (b) Spark floor s | (c) DuckDB s | a/b | a/c | "
-        "(d) re-run s | d/a | peak driver MB | files | median file MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (b) Spark floor s | (b2) contract floor s | "
+        "(c) DuckDB s | a/b | b2/b | a/b2 | a/c | (d) re-run s | d/a | peak driver MB | files | median file MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["sizes"]:
         a = r["a_bronze"]
         lines.append(
             f"| {r['input_mb']} MB | {r['rows']} | {a['seconds']} | {a['mb_per_s']} | {a['rows_per_s']} | "
-            f"{r['b_spark_floor']['seconds']} | {r['c_duckdb']['seconds']} | {r['ratio_a_over_b']} | "
+            f"{r['b_spark_floor']['seconds']} | {r['b2_contract_floor']['seconds']} | {r['c_duckdb']['seconds']} | "
+            f"{r['ratio_a_over_b']} | {r['ratio_b2_over_b']} | {r['ratio_a_over_b2']} | "
             f"{r['ratio_a_over_c']} | {r['d_rerun_nothing_new']['seconds']} | "
             f"{r['d_rerun_nothing_new']['fraction_of_a']} | "
             f"{a['peak_driver_rss_mb']} | {a['output_files']} | {a['median_file_mb']} |"
