@@ -13,7 +13,7 @@ from bronze import pipeline
 from bronze.config import load_job_config
 from bronze.deltalog import DataFile, nullable_schema_json
 from bronze.sample_data import generate
-from bronze.writers import CommitPlan, LakePaths, StagedFile, files_to_rewrite, partition_values
+from bronze.writers import CommitPlan, LakePaths, StagedFile, files_to_rewrite, pack_folders, partition_values
 
 MB = 1024 * 1024
 TABLES = ["orders", "events", "sensors", "shipments"]
@@ -34,6 +34,24 @@ def test_files_in_the_band_are_kept_fragments_merged_giants_split() -> None:
     ]
     got = files_to_rewrite(files, 128 * MB)
     assert [f.rel for f in got] == ["d=2/c.parquet", "d=2/d.parquet", "d=2/e.parquet"]
+
+
+def test_folders_are_packed_whole_into_balanced_groups() -> None:
+    files = [
+        _f("d=1/a.parquet", 9),
+        _f("d=1/b.parquet", 1),  # d=1: 10 MB
+        _f("d=2/c.parquet", 7),  # d=2: 7 MB
+        _f("d=3/d.parquet", 3),
+        _f("d=3/e.parquet", 3),  # d=3: 6 MB
+        _f("d=4/f.parquet", 4),  # d=4: 4 MB
+    ]
+    got = [sorted(f.rel for f in g) for g in pack_folders(files, 2)]
+    # largest folder first, each to the lighter group: 10 -> A, 7 -> B, 6 -> B (7 < 10), 4 -> A (10 < 13)
+    assert got == [
+        ["d=1/a.parquet", "d=1/b.parquet", "d=4/f.parquet"],
+        ["d=2/c.parquet", "d=3/d.parquet", "d=3/e.parquet"],
+    ]
+    assert [sorted(f.rel for f in g) for g in pack_folders(files[:2], 4)] == [["d=1/a.parquet", "d=1/b.parquet"]]
 
 
 def test_partition_values_undo_hive_escaping() -> None:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import reduce
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
@@ -166,15 +166,32 @@ class StagedFile:
     mtime_ms: int
 
 
+def by_folder(files: Sequence[StagedFile]) -> dict[str, list[StagedFile]]:
+    """Staged files grouped by their partition folder (relative; "" for an unpartitioned table)."""
+    out: dict[str, list[StagedFile]] = defaultdict(list)
+    for f in files:
+        out[f.rel.rpartition("/")[0]].append(f)
+    return dict(out)
+
+
+def pack_folders(files: Sequence[StagedFile], bins: int) -> list[list[StagedFile]]:
+    """Whole partition folders packed into at most ``bins`` groups of about equal bytes (largest first, each
+    to the lightest group): a folder's files always share a group, so its rows meet in one task."""
+    groups: list[list[StagedFile]] = [[] for _ in range(max(1, bins))]
+    loads = [0] * len(groups)
+    for folder_files in sorted(by_folder(files).values(), key=lambda folder: -sum(f.size for f in folder)):
+        i = loads.index(min(loads))
+        groups[i] += folder_files
+        loads[i] += sum(f.size for f in folder_files)
+    return [g for g in groups if g]
+
+
 def files_to_rewrite(files: Sequence[StagedFile], target: int) -> list[StagedFile]:
     """Files outside the size band: giants (over 2x target) are split; fragments (under target/8) are merged
     where a partition folder has two or more of them. Files in between are committed as written, so input
     files that follow the table's partitions cost one write."""
-    by_folder: dict[str, list[StagedFile]] = defaultdict(list)
-    for f in files:
-        by_folder[f.rel.rpartition("/")[0]].append(f)
     out = []
-    for folder_files in by_folder.values():
+    for folder_files in by_folder(files).values():
         out += [f for f in folder_files if f.size > 2 * target]
         small = [f for f in folder_files if f.size < target / 8]
         if len(small) >= 2:
@@ -193,18 +210,21 @@ def list_staged(spark: SparkSession, root: str) -> list[StagedFile]:
 def rewrite_to_size(
     spark: SparkSession, staging: str, files: Sequence[StagedFile], partition_by: Sequence[str], target: int, rows: int
 ) -> list[StagedFile]:
-    """Rewrite some staged valid files toward the target size: one task per partition value, capped rows."""
+    """Rewrite some staged valid files toward the target size, without a shuffle: the files of one partition
+    folder are read by one task (whole folders packed into a few tasks by bytes), which writes them back as
+    files of about the target size."""
     out = fs.join(staging, "sized")
     total = sum(f.size for f in files)
-    n = max(1, math.ceil(total / target))
-    df = (
-        spark.read.schema(staged_schema(spark, staging))
-        .option("basePath", rows_dir(staging, VALID))
-        .parquet(*[f.src for f in files])
-    )
-    df = df.repartition(n, *partition_by) if partition_by else df.repartition(n)
+    schema = staged_schema(spark, staging)
+    groups = pack_folders(files, 2 * spark.sparkContext.defaultParallelism)
+    reads = [
+        spark.read.schema(schema).option("basePath", rows_dir(staging, VALID)).parquet(*[f.src for f in g]).coalesce(1)
+        for g in groups
+    ]
+    df = reduce(DataFrame.union, reads)
     max_records = max(1, int(rows * target / max(total, 1)))
-    df.write.mode("overwrite").partitionBy(*partition_by).option("maxRecordsPerFile", max_records).parquet(out)
+    with session_conf(spark, STAGING_WRITE_CONF):
+        df.write.mode("overwrite").partitionBy(*partition_by).option("maxRecordsPerFile", max_records).parquet(out)
     return list_staged(spark, out)
 
 
