@@ -4,7 +4,7 @@
 
 For each size, on the same files: (a) the full bronze job (validation, rejects, audit columns, Delta + Parquet,
 manifest) through ./spark-submit.sh; (b) Spark's floor, a plain spark.read.csv(schema) -> parquet; (b2) the
-contract's floor, one plain Spark query doing only what the contract makes every row pay (see CONTRACT_FLOOR);
+contract's floor, one plain Spark query doing only what the contract makes every row pay (see CONTRACT_FLOOR_SCRIPT);
 (c) DuckDB read_csv(explicit types) -> parquet; (d) a re-run with nothing new. Once: (e) an incremental run with
 one new small file when 10,000 files are already in the manifest. Writes bench/results/<stamp>.json and .md.
 """
