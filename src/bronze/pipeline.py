@@ -79,6 +79,7 @@ from bronze.writers import (
     read_staged_rejects,
     rewrite_to_size,
     rows_dir,
+    rows_per_file,
     staged_counts,
     staged_rows,
     staged_schema,
@@ -460,7 +461,7 @@ def append_batch(
         n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
         # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
         valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
-        max_records = max(1, int(valid_rows * (2 * TARGET_FILE_BYTES) / max(data_bytes, 1)))
+        max_records = rows_per_file(valid_rows, data_bytes, 2 * TARGET_FILE_BYTES)
         write_delta(valid, delta_path, table, app_id, max_records)
         version = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=5)
     else:

@@ -207,6 +207,11 @@ def list_staged(spark: SparkSession, root: str) -> list[StagedFile]:
     ]
 
 
+def rows_per_file(rows: int, data_bytes: int, file_bytes: int) -> int:
+    """maxRecordsPerFile for files of about ``file_bytes``, from the rows and bytes of the data to write."""
+    return max(1, int(rows * file_bytes / max(data_bytes, 1)))
+
+
 def rewrite_to_size(
     spark: SparkSession, staging: str, files: Sequence[StagedFile], partition_by: Sequence[str], target: int, rows: int
 ) -> list[StagedFile]:
@@ -222,7 +227,7 @@ def rewrite_to_size(
         for g in groups
     ]
     df = reduce(DataFrame.union, reads)
-    max_records = max(1, int(rows * target / max(total, 1)))
+    max_records = rows_per_file(rows, total, target)
     with session_conf(spark, STAGING_WRITE_CONF):
         df.write.mode("overwrite").partitionBy(*partition_by).option("maxRecordsPerFile", max_records).parquet(out)
     return list_staged(spark, out)
