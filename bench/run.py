@@ -54,19 +54,25 @@ from pyspark.sql import functions as F
 sys.path.insert(0, sys.argv[3])
 sys.path.insert(0, sys.argv[3] + "/src")
 from bronze.audit import row_hash
-from bronze.readers import CORRUPT, string_schema
+from bronze.sources.base import CORRUPT, string_schema
+from bronze.sources.csv_files import EMPTY_MARK
 from schemas.schemas import ORDERS
 spark = SparkSession.builder.appName("contract-floor").getOrCreate()
 paths = sys.argv[1].split(",")
 raw = (
     spark.read.schema(string_schema(ORDERS)).option("header", "true").option("escape", '"')
-    .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).csv(paths)
+    .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT).option("emptyValue", EMPTY_MARK)
+    .csv(paths)
 )
+# The hash sees '' apart from NULL (SPEC 5), the values do not.
+hashed = [F.when(F.col(c) == EMPTY_MARK, "").otherwise(F.col(c)).alias("h_" + c) for c in ORDERS.names]
 raw.select(
-    *[F.col(f.name).cast(f.dataType).alias(f.name) for f in ORDERS.fields],
+    *[F.when(F.col(f.name) != EMPTY_MARK, F.col(f.name)).cast(f.dataType).alias(f.name) for f in ORDERS.fields],
     CORRUPT,
     F.col("_metadata.file_path").alias("src_filename"),
-    row_hash(ORDERS.names).alias("src_row_hash"),
+    *hashed,
+).select(
+    *ORDERS.names, CORRUPT, "src_filename", row_hash(["h_" + c for c in ORDERS.names]).alias("src_row_hash")
 ).write.mode("overwrite").partitionBy("order_dt").parquet(sys.argv[2])
 """
 DUCKDB_TYPES = {
@@ -136,10 +142,25 @@ def spark_env(driver_memory: str) -> dict[str, str]:
     return env
 
 
-def bronze_command(raw: Path, work: Path) -> list[str]:
+def bronze_command(raw: Path, work: Path, config: Path = PROJECT / "conf" / "bronze.yaml") -> list[str]:
     """The full bronze job on the orders table of ``raw``, with its lake and manifest under ``work``."""
     args = ["--raw", str(raw), "--lake", str(work / "lake"), "--manifest", str(work / "m.duckdb")]
-    return [str(PROJECT / "spark-submit.sh"), *args, "--tables", "orders"]
+    return [str(PROJECT / "spark-submit.sh"), *args, "--config", str(config), "--tables", "orders"]
+
+
+def multiline_config(work: Path) -> Path:
+    """conf/bronze.yaml with orders read by the multi-line parser whatever the scan finds (what it costs
+    when every file has a quoted line break)."""
+    text = (PROJECT / "conf" / "bronze.yaml").read_text()
+    conf = work / "multiline.yaml"
+    conf.write_text(text.replace("  orders:\n", "  orders:\n    multiline: true\n", 1))
+    return conf
+
+
+def scan_seconds(log: str) -> float:
+    """The driver's pass over the text files' bytes (checksum, encoding, quoted line breaks), from the log."""
+    m = re.search(r"orders: scanned \d+ text files \([\d.]+ MB\) in ([\d.]+) s", log)
+    return float(m.group(1)) if m else float("nan")
 
 
 def timed_spark_script(
@@ -193,10 +214,16 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
     env = spark_env(driver_memory)
     job = bronze_command(raw, work)
 
-    a_s, a_mem, _ = timed(job, env)
+    a_s, a_mem, a_out = timed(job, env)
     parquet_files = dir_bytes(work / "lake" / "bronze" / "parquet" / "orders", ".parquet")
     d_s, _, d_out = timed(job, env)
     assert re.search(r"^orders\s+0\s+\d+", d_out, flags=re.M), d_out[-2000:]
+    # (a-ml): the same job with every file through the multi-line parser, into a lake of its own.
+    ml_work = work / "multiline"
+    ml_work.mkdir()
+    ml_s, _, ml_out = timed(bronze_command(raw, ml_work, multiline_config(work)), env)
+    assert re.search(rf"^orders\s+{len(dir_bytes(raw / 'orders', '.csv'))}\s+0", ml_out, flags=re.M), ml_out[-2000:]
+    shutil.rmtree(ml_work)
 
     # Spark globs do not take **: the plain queries get the folders.
     folders = ",".join(sorted({str(p.parent) for p in (raw / "orders").rglob("*.csv")}))
@@ -230,7 +257,9 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
             "peak_driver_rss_mb": round(a_mem),
             "output_files": len(parquet_files),
             "median_file_mb": round(statistics.median(parquet_files) / 1024 / 1024, 2) if parquet_files else 0,
+            "text_scan_seconds": scan_seconds(a_out),
         },
+        "a_multiline_parser": {**rate(ml_s), "fraction_of_a": round(ml_s / a_s, 2)},
         "b_spark_floor": {**rate(b_s), "peak_driver_rss_mb": round(b_mem)},
         "b2_contract_floor": {**rate(b2_s), "peak_driver_rss_mb": round(b2_mem)},
         "c_duckdb": rate(c_s),
@@ -274,14 +303,16 @@ def to_markdown(result: dict) -> str:
         f"Machine: {result['machine']}. Driver memory {result['driver_memory']}. Input: generated orders CSV "
         "(0.01% defective rows).",
         "",
-        "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (b) Spark floor s | (b2) contract floor s | "
+        "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (a) text scan s | (a-ml) multi-line s | "
+        "(b) Spark floor s | (b2) contract floor s | "
         "(c) DuckDB s | a/b | b2/b | a/b2 | a/c | (d) re-run s | d/a | peak driver MB | files | median file MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["sizes"]:
         a = r["a_bronze"]
         lines.append(
             f"| {r['input_mb']} MB | {r['rows']} | {a['seconds']} | {a['mb_per_s']} | {a['rows_per_s']} | "
+            f"{a['text_scan_seconds']} | {r['a_multiline_parser']['seconds']} | "
             f"{r['b_spark_floor']['seconds']} | {r['b2_contract_floor']['seconds']} | {r['c_duckdb']['seconds']} | "
             f"{r['ratio_a_over_b']} | {r['ratio_b2_over_b']} | {r['ratio_a_over_b2']} | "
             f"{r['ratio_a_over_c']} | {r['d_rerun_nothing_new']['seconds']} | "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
+from servers import S3Server, s3_server
 
 from bronze.jars import ensure_jars
 from bronze.session import configure
@@ -33,9 +35,19 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT_DIR}/conf/log4j2.properties"
         )
     )
-    session = configure(builder, ensure_jars()).getOrCreate()
+    session = configure(builder, ensure_jars(groups=("s3",))).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@pytest.fixture(scope="session")
+def s3(spark: SparkSession) -> Iterator[S3Server]:
+    """A real S3 API (moto's server) on 127.0.0.1, wired into the session's s3a:// filesystem."""
+    with s3_server() as server:
+        conf = spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in server.hadoop_conf().items():
+            conf.set(key, value)
+        yield server
 
 
 @pytest.fixture(scope="session")

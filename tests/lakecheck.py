@@ -26,21 +26,38 @@ def comparable(df: DataFrame) -> DataFrame:
     return df.select(*cols)
 
 
-def lake_state(spark: SparkSession, lake: Path, tables: list[str]) -> dict[str, tuple[DataFrame, DataFrame, DataFrame]]:
-    """table -> (Delta rows, Parquet rows, reject rows), run columns dropped."""
+def lake_state(
+    spark: SparkSession, lake: Path | str, tables: list[str], raw_root: str | None = None
+) -> dict[str, tuple[DataFrame, DataFrame, DataFrame]]:
+    """table -> (Delta rows, Parquet rows, reject rows), run columns dropped; ``raw_root`` is cut from the front
+    of src_filename (to compare lakes made from the same files in different places)."""
     paths = LakePaths(str(lake))
     out = {}
     for t in tables:
         delta = spark.read.format("delta").load(paths.delta(t))
         parquet = spark.read.schema(delta.schema).parquet(paths.parquet(t))
         rejects = spark.read.parquet(paths.rejects(t, "parquet"))
-        out[t] = tuple(comparable(df.drop(*RUN_COLUMNS)) for df in (delta, parquet, rejects))
+        frames = [df.drop(*RUN_COLUMNS) for df in (delta, parquet, rejects)]
+        if raw_root:
+            cut = F.when(
+                F.col("src_filename").startswith(raw_root), F.substring("src_filename", len(raw_root) + 1, 10**6)
+            )
+            frames = [df.withColumn("src_filename", cut.otherwise(F.col("src_filename"))) for df in frames]
+        out[t] = tuple(comparable(df) for df in frames)
     return out
 
 
-def assert_same_lake(spark: SparkSession, got: Path, want: Path, tables: list[str]) -> None:
-    """Row-by-row equality of Delta, Parquet and rejects (ignoring run ids and times), and Parquet == Delta."""
-    g, w = lake_state(spark, got, tables), lake_state(spark, want, tables)
+def assert_same_lake(
+    spark: SparkSession,
+    got: Path | str,
+    want: Path | str,
+    tables: list[str],
+    roots: tuple[str, str] | None = None,
+) -> None:
+    """Row-by-row equality of Delta, Parquet and rejects (ignoring run ids and times), and Parquet == Delta;
+    ``roots`` = the raw roots of ``got`` and ``want`` when their source paths differ."""
+    g = lake_state(spark, got, tables, roots[0] if roots else None)
+    w = lake_state(spark, want, tables, roots[1] if roots else None)
     for t in tables:
         for part in range(3):  # Delta, Parquet, rejects
             assert_df_equality(g[t][part], w[t][part], ignore_row_order=True)

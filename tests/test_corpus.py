@@ -6,6 +6,8 @@ only a conf entry and a schema.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,14 @@ EXPECTED = {
     "xlsx_blank_rows": ("ingested", 2, 2, {}),
     "xlsx_preamble": ("ingested", 9, 0, {"HEADER_MISMATCH": 9}),
     "xlsx_faulty_dimension": ("ingested", 2, 0, {"HEADER_MISMATCH": 2}),
+    "cars_crlf": ("ingested", 3, 2, {"MALFORMED_RECORD": 1}),
+    # Multi-line parsing (a quote opens a field and a line break follows): the unclosed quote of the first
+    # record runs to the next quote, so two lines are one malformed record, kept with their text.
+    "cars_unbalanced_quotes": ("ingested", 2, 0, {"MALFORMED_RECORD": 2}),
+    "cars_multiline_preamble": ("ingested", 5, 0, {"HEADER_MISMATCH": 5}),
+    "keep_quotes": ("ingested", 2, 2, {}),
+    "emptystring": ("ingested", 4, 4, {}),
+    "xlsx_error_cells": ("ingested", 4, 2, {"TYPE_MISMATCH": 2}),
 }
 
 
@@ -68,8 +78,9 @@ def test_failed_files_say_why(corpus_run) -> None:
     errors = {t.table: t.files[0].error for t in result.tables if t.files[0].error}
     assert errors == {
         "empty_csv": "UNREADABLE_FILE: empty file (0 bytes)",
-        "malformed_utf8": "UNREADABLE_FILE: not valid utf-8 text: "
-        "'utf-8' codec can't decode byte 0x80 in position 18: invalid start byte",
+        "malformed_utf8": (
+            "UNREADABLE_FILE: not valid utf-8 text: line 3, byte offset 18: bytes 80 (invalid start byte)"
+        ),
         "xlsx_encrypted": "UNREADABLE_FILE: encrypted or not an xlsx workbook: BadZipFile: File is not a zip file",
     }
 
@@ -101,6 +112,51 @@ def test_reject_details_name_column_and_value(spark: SparkSession, corpus_run) -
     ]
     # xlsx rejects carry the sheet row so the row can be found in the workbook.
     assert [r[3] for r in rejects("xlsx_faulty_dimension")] == [2, 4]
+    # An error cell is a TYPE_MISMATCH naming the error, its text kept (spark-excel alone gives NULL).
+    assert rejects("xlsx_error_cells") == [
+        (
+            "TYPE_MISMATCH",
+            "double: cell error #N/A",
+            '{"double":"#N/A","boolean":"#N/A","timestamp":"#N/A","string":"#N/A","formula":"#NAME?"}',
+            5,
+        ),
+        (
+            "TYPE_MISMATCH",
+            "double: cell error #NULL!",
+            '{"double":"#NULL!","boolean":"#NULL!","timestamp":"#NULL!","string":"#NULL!","formula":"#DIV/0!"}',
+            4,
+        ),
+    ]
+    assert rejects("cars_unbalanced_quotes") == [
+        (
+            "MALFORMED_RECORD",
+            "expected 4 fields, found 1",
+            '"2012,Tesla,S,No comment\n1997,Ford,E350,Go get one now they are going fast"',
+            None,
+        ),
+        ("MALFORMED_RECORD", "expected 4 fields, found 3", '"2015,"Chevy",Volt,', None),
+    ]
+
+
+def test_values_from_quoted_fields_dates_and_empty_strings(spark: SparkSession, corpus_run) -> None:
+    job, _ = corpus_run
+    paths = LakePaths(job.lake)
+
+    def bronze(table: str, *cols: str) -> list[tuple]:
+        return sorted(tuple(r) for r in spark.read.format("delta").load(paths.delta(table)).select(*cols).collect())
+
+    # A date cell shown as 19-Feb-2021 lands as its value, whatever its display format.
+    assert bronze("xlsx_error_cells", "double", "timestamp", "formula") == [
+        (1.0, dt.date(2021, 2, 19), "A1"),
+        (2.0, dt.date(2021, 2, 19), "A3"),
+    ]
+    assert bronze("keep_quotes", "a", "b", "c", "d") == [('"a"b', "ccc", None, "ddd"), ("ab", "cc", None, "c,ddd")]
+    # "" and an empty field both land as NULL, but the row hash sees the difference (SPEC 5).
+    rows = dict(bronze("emptystring", "col1", "col2"))
+    assert rows == {1: "-", 2: None, 3: None, 4: "A"}
+    hashes = dict(bronze("emptystring", "col1", "src_row_hash"))
+    assert hashes[2] == hashlib.sha256(b'2,""').hexdigest()
+    assert hashes[3] == hashlib.sha256(b"3,").hexdigest()
 
 
 def test_second_run_reports_failed_files_again_and_adds_nothing(spark: SparkSession, corpus_run) -> None:

@@ -10,7 +10,9 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from bronze.config import TableConfig
 from bronze.fs import list_files
-from bronze.readers import CORRUPT, SRC, check_csv_header, read_csv, read_json_lines
+from bronze.sources.base import CORRUPT, SRC
+from bronze.sources.csv_files import check_csv_header, read_csv
+from bronze.sources.json_lines import read_json_lines
 
 SCHEMA = StructType([StructField("id", LongType(), False), StructField("name", StringType(), True)])
 
@@ -49,8 +51,8 @@ def test_csv_keeps_every_row_and_flags_files(spark: SparkSession, tmp_path: Path
     src = read_csv(spark, _table("csv", "*.csv"), files)
 
     assert src.failed == {
-        f"file:{raw}/empty.csv": "empty file (0 bytes)",
-        f"file:{raw}/zipped.csv": "gzip-compressed content in a file named as plain text",
+        f"file:{raw}/empty.csv": "UNREADABLE_FILE: empty file (0 bytes)",
+        f"file:{raw}/zipped.csv": "UNREADABLE_FILE: gzip-compressed content in a file named as plain text",
     }
     assert src.file_rejects == {
         f"file:{raw}/renamed.csv": ("HEADER_MISMATCH", "header expected [id,name], found [ident,name]")

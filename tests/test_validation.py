@@ -20,7 +20,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from bronze.readers import CORRUPT, SRC, string_schema
+from bronze.sources.base import CORRUPT, SRC, string_schema
 from bronze.validation import (
     RAW_RECORD,
     REASON_CODE,

@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampType
 
-from bronze.readers import SRC
+from bronze.sources.base import SRC
 
 AUDIT_COLUMNS = ("ingestion_ts", "src_filename", "src_row_hash", "run_id")
 # RFC 4180 record: fields quoted only where needed, quotes doubled, NULL an empty unquoted field and ''

@@ -39,6 +39,8 @@ from bronze.errors import ConfigError, SchemaError
 from schemas.schemas import SCHEMAS
 
 FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
+MULTILINE_CHOICES = ("auto", "true", "false")
+TABLE_KEYS = {"source", "format", "schema", "partition_by", "derived", "keys", "options", "merge", "multiline"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class TableConfig:
     options: Mapping[str, str] = field(default_factory=dict)
     # Change-log sources (format delta): MERGE into bronze by `keys` instead of appending.
     merge: MergeConfig | None = None
+    # CSV: "auto" reads a file with Spark's multi-line parser only where a quoted field spans a line break.
+    multiline: str = "auto"
 
     @property
     def not_null_columns(self) -> tuple[str, ...]:
@@ -209,7 +213,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     where = f"table {name!r}"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping, found {type(raw).__name__}")
-    unknown = set(raw) - {"source", "format", "schema", "partition_by", "derived", "keys", "options", "merge"}
+    unknown = set(raw) - TABLE_KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     for key in ("source", "format", "schema"):
@@ -218,6 +222,12 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     fmt = str(raw["format"]).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: expected format in {FORMATS}, found {fmt!r}")
+    source = str(raw["source"])
+    if source.startswith("/") or "://" in source or ".." in source.replace("\\", "/").split("/"):
+        raise ConfigError(f"{where}: expected a source path relative to --raw without '..', found {source!r}")
+    multiline = str(raw.get("multiline", "auto")).lower()
+    if multiline not in MULTILINE_CHOICES:
+        raise ConfigError(f"{where}.multiline: expected one of {MULTILINE_CHOICES}, found {multiline!r}")
     try:
         schema = resolve_schema(str(raw["schema"]))
     except SchemaError as exc:
@@ -246,7 +256,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         merge = MergeConfig(str(m["sequence_by"]), str(m["op_column"]), str(m.get("delete_value", "DELETE")))
     return TableConfig(
         name=name,
-        source=str(raw["source"]),
+        source=source,
         format=fmt,
         schema=schema,
         partition_by=partition_by,
@@ -254,6 +264,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         keys=keys,
         options=options,
         merge=merge,
+        multiline=multiline,
     )
 
 
@@ -269,6 +280,24 @@ def load_tables(path: str | Path) -> tuple[TableConfig, ...]:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("tables"), Mapping) or not doc["tables"]:
         raise ConfigError(f"expected a non-empty 'tables:' mapping in {p}")
     return tuple(_table_from_dict(str(n), t) for n, t in doc["tables"].items())
+
+
+def reprocess_glob(pattern: str, raw: str) -> str:
+    """``--reprocess`` as a glob relative to --raw (``*`` stays within one folder, ``**`` crosses folders).
+
+    A full path or URI must lie under --raw; ``..`` is refused: the option never reaches outside --raw."""
+    from bronze import fs  # the filesystem helpers import pyspark.sql; config stays importable without it
+
+    text = pattern.strip()
+    if "://" in text or text.startswith(("/", "file:")):
+        root, full = fs.qualify(raw), fs.qualify(text)
+        if not full.startswith(root.rstrip("/") + "/"):
+            raise ConfigError(f"--reprocess: expected a path or glob under --raw ({root}), found {pattern!r}")
+        text = full[len(root.rstrip("/")) + 1 :]
+    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ConfigError(f"--reprocess: expected a path or glob under --raw without '..', found {pattern!r}")
+    return "/".join(parts)
 
 
 def load_job_config(
@@ -295,5 +324,5 @@ def load_job_config(
         config_path=str(config_path),
         tables=all_tables,
         dry_run=dry_run,
-        reprocess=reprocess,
+        reprocess=reprocess_glob(reprocess, raw) if reprocess else None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlparse
@@ -21,11 +22,13 @@ HIDDEN_PREFIXES = (".", "_")
 
 @dataclass(frozen=True)
 class FileInfo:
-    """A source file as listed: full path, size in bytes, modification time in ms."""
+    """A source file as listed: full path, size in bytes, modification time in ms; ``problem`` says why it
+    must not be read at all (a symlink that leaves --raw): it is a failed unit whose bytes are never opened."""
 
     path: str
     size: int
     mtime_ms: int
+    problem: str | None = None
 
 
 def is_local(path: str) -> bool:
@@ -72,6 +75,11 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
+def glob_matches(pattern: str, rel_path: str) -> bool:
+    """Whether a path relative to a root matches a glob of :func:`list_files` (``*`` within one folder)."""
+    return bool(_glob_regex(pattern.strip("/")).match(rel_path))
+
+
 def _static_prefix(pattern: str) -> str:
     """The folder part of a glob before its first wildcard."""
     parts = pattern.split("/")
@@ -91,25 +99,63 @@ def list_files(spark: SparkSession | None, root: str, pattern: str) -> list[File
     regex = _glob_regex(pattern.strip("/"))
     prefix = _static_prefix(pattern.strip("/"))
     if is_local(root):
-        base = local_path(root)
-        start = os.path.join(base, prefix) if prefix else base
-        found: list[FileInfo] = []
-        if not os.path.isdir(start):
-            return found
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(HIDDEN_PREFIXES))
-            for name in filenames:
-                if name.startswith(HIDDEN_PREFIXES):
-                    continue
-                full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, base).replace(os.sep, "/")
-                if regex.match(rel):
-                    st = os.stat(full)
-                    found.append(FileInfo(f"file:{full}", st.st_size, int(st.st_mtime * 1000)))
-        return sorted(found, key=lambda f: f.path)
+        return _list_local(local_path(root), prefix, regex)
     if spark is None:
         raise ValueError(f"listing {root} needs a SparkSession (Hadoop FileSystem)")
     return _list_hadoop(spark, root.rstrip("/"), prefix, regex)
+
+
+def _inside(real: str, base_real: str) -> bool:
+    return real == base_real or real.startswith(base_real.rstrip(os.sep) + os.sep)
+
+
+def _list_local(base: str, prefix: str, regex: re.Pattern[str]) -> list[FileInfo]:
+    """Local listing that follows symlinks only while they stay inside ``base``: a file or folder link that
+    resolves outside is listed as a unit with a problem (never opened), so it fails with a clear error."""
+    start = os.path.join(base, prefix) if prefix else base
+    base_real = os.path.realpath(base)
+    found: list[FileInfo] = []
+    if not os.path.isdir(start):
+        return found
+    if not _inside(os.path.realpath(start), base_real):
+        st = os.lstat(start)
+        return [FileInfo(f"file:{start}", 0, int(st.st_mtime * 1000), _outside(start, base))]
+    seen = {os.path.realpath(start)}
+    for dirpath, dirnames, filenames in os.walk(start, followlinks=True):
+        keep = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if d.startswith(HIDDEN_PREFIXES):
+                continue
+            real = os.path.realpath(full)
+            if not _inside(real, base_real):
+                st = os.lstat(full)
+                found.append(FileInfo(f"file:{full}", 0, int(st.st_mtime * 1000), _outside(full, base)))
+            elif real not in seen:  # a link back into the tree is walked once
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        for name in filenames:
+            if name.startswith(HIDDEN_PREFIXES):
+                continue
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, base).replace(os.sep, "/")
+            if not regex.match(rel):
+                continue
+            if not _inside(os.path.realpath(full), base_real):
+                st = os.lstat(full)
+                found.append(FileInfo(f"file:{full}", 0, int(st.st_mtime * 1000), _outside(full, base)))
+                continue
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:  # a dangling link
+                continue
+            found.append(FileInfo(f"file:{full}", st.st_size, int(st.st_mtime * 1000)))
+    return sorted(found, key=lambda f: f.path)
+
+
+def _outside(path: str, base: str) -> str:
+    return f"symlink resolves outside --raw ({base}): {path} -> {os.path.realpath(path)}; not read"
 
 
 def _hadoop_fs(spark: SparkSession, path: str):
@@ -141,26 +187,46 @@ def read_head(spark: SparkSession | None, path: str, nbytes: int = 65536) -> byt
     if is_local(path):
         with open(local_path(path), "rb") as fh:
             return fh.read(nbytes)
+    return next(iter_blocks(spark, path, nbytes, limit=nbytes), b"")
+
+
+def iter_blocks(
+    spark: SparkSession | None, path: str, block_bytes: int = 8 << 20, limit: int | None = None
+) -> Iterator[bytes]:
+    """A file's bytes in blocks (at most ``limit`` bytes in all), streamed: never the whole file in memory.
+
+    Remote files are read on the JVM side (``InputStream.readNBytes``) and the block comes back as the
+    method's result: a Java ``byte[]`` handed *into* a JVM call crosses py4j by value, so filling one from
+    Python (``stream.read(buf)``) would leave Python with zeros.
+    """
+    left = limit if limit is not None else -1
+    if is_local(path):
+        with open(local_path(path), "rb") as fh:
+            while left != 0:
+                block = fh.read(block_bytes if left < 0 else min(block_bytes, left))
+                if not block:
+                    return
+                left -= len(block) if left > 0 else 0
+                yield block
+        return
     if spark is None:
         raise ValueError(f"reading {path} needs a SparkSession (Hadoop FileSystem)")
-    hpath, fs = _hadoop_fs(spark, path)
-    stream = fs.open(hpath)
+    hpath, hfs = _hadoop_fs(spark, path)
+    stream = hfs.open(hpath)
     try:
-        buf = spark.sparkContext._gateway.new_array(spark.sparkContext._jvm.byte, nbytes)
-        n = stream.read(buf, 0, nbytes)
-        return bytes(buf[: max(n, 0)])
+        while left != 0:
+            block = bytes(stream.readNBytes(block_bytes if left < 0 else min(block_bytes, left)))
+            if not block:
+                return
+            left -= len(block) if left > 0 else 0
+            yield block
     finally:
         stream.close()
 
 
 def read_bytes(spark: SparkSession | None, path: str) -> bytes:
     """A whole (small) file, e.g. a workbook read on the driver anyway."""
-    if is_local(path):
-        with open(local_path(path), "rb") as fh:
-            return fh.read()
-    hpath, fs = _hadoop_fs(spark, path)
-    size = int(fs.getFileStatus(hpath).getLen())
-    return read_head(spark, path, max(size, 1))
+    return b"".join(iter_blocks(spark, path))
 
 
 def checksum(spark: SparkSession | None, path: str) -> str:

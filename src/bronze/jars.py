@@ -30,19 +30,38 @@ DEFAULT_PACKAGES = (
     "io.delta:delta-spark_2.12:3.3.2",
     "com.crealytics:spark-excel_2.12:3.3.1_0.18.7",
 )
+# Optional groups, resolved on first use into their own folder: s3a:// (hadoop-aws matches the Hadoop 3.3.4
+# client pyspark 3.5 ships; it brings the AWS SDK bundle, 280 MB, so only runs that need it pay for it).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "s3": ("org.apache.hadoop:hadoop-aws:3.3.4",),
+}
+GROUPS_ENV = "BRONZE_JAR_GROUPS"  # e.g. "s3": groups added to every run of spark-submit.sh
 
 
 class JarResolutionError(RuntimeError):
     """The JVM packages could not be resolved from Maven Central."""
 
 
-def packages() -> tuple[str, ...]:
+def packages(group: str = "core") -> tuple[str, ...]:
+    if group != "core":
+        return GROUPS[group]
     override = os.environ.get("BRONZE_MAVEN_PACKAGES")
     return tuple(p.strip() for p in override.split(",") if p.strip()) if override else DEFAULT_PACKAGES
 
 
-def ivy_dir(project_dir: Path = PROJECT_DIR) -> Path:
-    return project_dir / ".ivy2"
+def ivy_dir(project_dir: Path = PROJECT_DIR, group: str = "core") -> Path:
+    return project_dir / ".ivy2" if group == "core" else project_dir / ".ivy2" / "groups" / group
+
+
+def groups_for(args: list[str]) -> list[str]:
+    """The optional groups a run needs: s3 when a path is an s3a:// URI, plus those named in BRONZE_JAR_GROUPS."""
+    wanted = [g.strip() for g in os.environ.get(GROUPS_ENV, "").split(",") if g.strip()]
+    if any("s3a://" in a or "s3://" in a for a in args):
+        wanted.append("s3")
+    unknown = [g for g in wanted if g not in GROUPS]
+    if unknown:
+        raise JarResolutionError(f"expected jar groups among {sorted(GROUPS)} in {GROUPS_ENV}, found {unknown}")
+    return list(dict.fromkeys(wanted))
 
 
 def _spark_home() -> Path:
@@ -67,30 +86,37 @@ def _kept(jar: Path, shipped: set[str]) -> bool:
     return not (m and m.group(1) in shipped)
 
 
-def _stamp(project_dir: Path) -> Path:
-    return ivy_dir(project_dir) / "resolved.txt"
+def _stamp(project_dir: Path, group: str) -> Path:
+    return ivy_dir(project_dir, group) / "resolved.txt"
 
 
-def resolved_jars(project_dir: Path = PROJECT_DIR) -> list[str] | None:
-    """The cached jar paths if the pinned packages were resolved already, else None."""
-    stamp = _stamp(project_dir)
+def resolved_jars(project_dir: Path = PROJECT_DIR, group: str = "core") -> list[str] | None:
+    """The cached jar paths if the group's pinned packages were resolved already, else None."""
+    stamp = _stamp(project_dir, group)
     if not stamp.is_file():
         return None
     lines = stamp.read_text().splitlines()
-    if not lines or lines[0] != ",".join(packages()):
+    if not lines or lines[0] != ",".join(packages(group)):
         return None
     jars = lines[1:]
     return jars if all(Path(j).is_file() for j in jars) else None
 
 
-def ensure_jars(project_dir: Path = PROJECT_DIR) -> list[str]:
-    """Resolve the pinned packages once (network), return the cached jar paths (offline afterwards)."""
-    jars = resolved_jars(project_dir)
+def ensure_jars(project_dir: Path = PROJECT_DIR, groups: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Resolve the pinned packages (core plus ``groups``) once (network); return the cached jar paths."""
+    jars: list[str] = []
+    for group in ["core", *groups]:
+        jars += _ensure_group(project_dir, group)
+    return jars
+
+
+def _ensure_group(project_dir: Path, group: str) -> list[str]:
+    jars = resolved_jars(project_dir, group)
     if jars is not None:
         return jars
-    ivy = ivy_dir(project_dir)
+    ivy = ivy_dir(project_dir, group)
     ivy.mkdir(parents=True, exist_ok=True)
-    logger.info("resolving %s from Maven Central into %s", ",".join(packages()), ivy)
+    logger.info("resolving %s from Maven Central into %s", ",".join(packages(group)), ivy)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as noop:
         noop.write("pass\n")
     cmd = [
@@ -98,7 +124,7 @@ def ensure_jars(project_dir: Path = PROJECT_DIR) -> list[str]:
         "--master",
         "local[1]",
         "--packages",
-        ",".join(packages()),
+        ",".join(packages(group)),
         "--conf",
         f"spark.jars.ivy={ivy}",
         "--conf",
@@ -111,24 +137,25 @@ def ensure_jars(project_dir: Path = PROJECT_DIR) -> list[str]:
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
         raise JarResolutionError(
-            f"expected {','.join(packages())} to resolve from Maven Central, spark-submit exited "
+            f"expected {','.join(packages(group))} to resolve from Maven Central, spark-submit exited "
             f"{proc.returncode}:\n{tail}"
         )
     shipped = _spark_artifacts()
     jars = sorted(str(j) for j in (ivy / "jars").glob("*.jar") if _kept(j, shipped))
     if not jars:
         raise JarResolutionError(f"expected jars under {ivy / 'jars'}, found none")
-    _stamp(project_dir).write_text("\n".join([",".join(packages()), *jars]) + "\n")
+    _stamp(project_dir, group).write_text("\n".join([",".join(packages(group)), *jars]) + "\n")
     return jars
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ensure", action="store_true", help="resolve if needed and print the jar list")
-    parser.parse_args(argv)
+    parser.add_argument("--for-args", nargs=argparse.REMAINDER, default=[], help="the job's arguments (s3a:// paths)")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        print(",".join(ensure_jars()))
+        print(",".join(ensure_jars(groups=groups_for(args.for_args))))
     except JarResolutionError as exc:
         logger.error("%s", exc)
         sys.exit(2)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -156,7 +155,7 @@ class Manifest:
         ).fetchall()
         return {r[0]: Known(*r[1:]) for r in rows}
 
-    def triage(self, files: list[FileInfo], checksum_of: Callable[[str], str]) -> Triage:
+    def triage(self, files: list[FileInfo], checksum_of: Callable[[FileInfo], str]) -> Triage:
         """New files are ingested; known unchanged ones skipped; known ones with new content reported.
 
         A file that failed before is retried once its content changes; unchanged, it stays failed (and is
@@ -169,7 +168,7 @@ class Manifest:
             if seen is None:
                 new.append(f)
                 continue
-            same = (seen.size_bytes, seen.mtime_ms) == (f.size, f.mtime_ms) or checksum_of(f.path) == seen.checksum
+            same = (seen.size_bytes, seen.mtime_ms) == (f.size, f.mtime_ms) or checksum_of(f) == seen.checksum
             if seen.status == FAILED:
                 if same:
                     failed_before.append((f, seen))
@@ -351,12 +350,3 @@ def refresh_views(con: duckdb.DuckDBPyConnection, lake: str, tables: Iterable[st
             con.execute(f'CREATE OR REPLACE VIEW {schema}."{table}" AS SELECT * FROM {source}')
             made.append(f"{schema}.{table}")
     return made
-
-
-def manifest_path_ok(path: str) -> str | None:
-    """Why a manifest path cannot be used, or None."""
-    if "://" in path and not path.startswith("file:"):
-        return f"expected a local DuckDB file path for --manifest, found URI {path}"
-    if os.path.isdir(path):
-        return f"expected a file for --manifest, found a directory: {path}"
-    return None

@@ -16,7 +16,7 @@ incomplete) on the next run. ``--dry-run`` stops after counting.
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import logging
 import math
 import os
@@ -39,22 +39,15 @@ from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConservationError, SourceError
 from bronze.lock import RunLock
 from bronze.manifest import FAILED, INGESTED, PENDING, FileRecord, Manifest, refresh_views
-from bronze.readers import (
-    COMMIT_VERSION,
-    RAW_PREFIX,
-    SourceFrame,
-    parquet_rows,
-    read_csv,
-    read_delta_changes,
-    read_json_lines,
-    read_parquet,
-    read_xlsx,
-)
+from bronze.reasons import split_failure
+from bronze.sources import read_units, unread_checksum
+from bronze.sources.base import HASH_PREFIX, RAW_PREFIX, SourceFrame
+from bronze.sources.delta_changes import COMMIT_VERSION, read_delta_changes
+from bronze.sources.parquet_files import parquet_rows
 from bronze.validation import (
     RAW_RECORD,
     REASON_CODE,
     REASON_DETAIL,
-    UNREADABLE_FILE,
     with_duplicates_in_batch,
     with_reject_reason,
     with_typed_columns,
@@ -105,8 +98,8 @@ CRASH_POINTS = (
 # committing the staged files; also chosen by itself where the files cannot be committed as written.
 COMMIT_MODE_ENV = "BRONZE_DELTA_COMMIT"
 
-Reader = Callable[[SparkSession, TableConfig, list[fs.FileInfo]], SourceFrame]
-READERS: dict[str, Reader] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet, "xlsx": read_xlsx}
+FILE_FORMATS = ("csv", "json", "parquet", "xlsx")
+FAILURES_FILE = "failures.json"  # in a batch's staging folder: failed units' raw text, written before rows
 
 
 @dataclass
@@ -211,10 +204,11 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
         )
         if table.merge:
             tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
+        # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
+        hashed = [(HASH_PREFIX if part.hashed_as_read else RAW_PREFIX) + c for c in table.schema.names]
         tagged = (
             tagged.transform(with_derived_columns(table.derived))
-            # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
-            .transform(with_audit_columns(ingestion_ts, run_id, [RAW_PREFIX + c for c in table.schema.names]))
+            .transform(with_audit_columns(ingestion_ts, run_id, hashed))
             .transform(with_kind)
         )
         tagged_parts.append(
@@ -287,7 +281,7 @@ def ingest_table(
     listed = fs.list_files(spark, job.raw, table.source)
     new = listed
     if manifest is not None:
-        triage = manifest.triage(listed, lambda p: fs.checksum(spark, p))
+        triage = manifest.triage(listed, lambda f: unread_checksum(f) if f.problem else fs.checksum(spark, f.path))
         new, result.files_skipped, result.files_changed = triage.new, len(triage.skipped), len(triage.changed)
         for f in triage.changed:
             logger.warning(
@@ -305,15 +299,15 @@ def ingest_table(
                 )
             )
     logger.info("%s: %d files listed, %d new, %d skipped", table.name, len(listed), len(new), result.files_skipped)
-    reader = READERS.get(table.format)
-    if new and reader is None:
+    if new and table.format not in FILE_FORMATS:
         result.note = f"format {table.format!r} not supported yet"
         logger.warning("%s: %s; %d files left for a later run", table.name, result.note, len(new))
         new = []
     if new:
-        src = reader(spark, table, new)
+        src = read_units(spark, table, new)
         if writing:
-            checksum_of = lambda p: fs.checksum(spark, p)  # noqa: E731
+            # Text units were checksummed while their bytes were scanned; refused ones are never opened.
+            checksum_of = lambda p: src.checksums.get(p) or fs.checksum(spark, p)  # noqa: E731
             result.files.extend(_stage_and_finish(spark, table, src, new, checksum_of, manifest, paths, run))
         else:
             result.files.extend(_count_batch(table, src, new, run))
@@ -328,7 +322,8 @@ def _file_results(
     for path in paths_in_batch:
         error = failed.get(path)
         if error:
-            out.append(FileResult(path, status=FAILED, error=f"{UNREADABLE_FILE}: {error}"))
+            code, detail = split_failure(error)
+            out.append(FileResult(path, status=FAILED, error=f"{code}: {detail}"))
             continue
         per_reason = counts.get(path, {})
         fr = FileResult(path, rows_valid=per_reason.get(None, 0))
@@ -375,10 +370,13 @@ def _stage_and_finish(
         for f in files
     ]
     manifest.record_files(pending, run.ingestion_ts)
+    staging = paths.staging(run.run_id, table.name)
+    if src.failed_raw:
+        fs.write_text(spark, fs.join(staging, FAILURES_FILE), json.dumps(dict(src.failed_raw)))
     crash_point("after_pending")
     if src.parts:
         tagged = tag_rows(table, src, run.ingestion_ts, run.run_id).transform(staged_rows(table))
-        write_staging(tagged, paths.staging(run.run_id, table.name), table.partition_by)
+        write_staging(tagged, staging, table.partition_by)
     crash_point("after_staging")
     return finish(spark, table, run.run_id, run.ingestion_ts, manifest, paths, recovering=False)
 
@@ -508,7 +506,8 @@ def finish(
         crash_point("after_parquet")
         logger.info("%s: %d valid rows -> Delta v%d, %d files", table.name, valid_rows, version, len(commit.files))
     if rejected_rows or failed:
-        rejects = file_rejects_frame(spark, failed, ingestion_ts, run_id)
+        kept = json.loads(fs.read_text(spark, fs.join(staging, FAILURES_FILE)) or "{}")
+        rejects = file_rejects_frame(spark, failed, kept, ingestion_ts, run_id)
         if rejected_rows:
             rejects = read_staged_rejects(spark, staging).select(*REJECT_COLUMNS).unionByName(rejects)
         write_rejects(rejects, paths, table.name, run_id)
@@ -676,12 +675,9 @@ def sync_parquet_mirror(spark: SparkSession, table: TableConfig, manifest: Manif
 
 
 def _matches(pattern: str, src_path: str, raw: str) -> bool:
-    """--reprocess takes a full path/URI, a path relative to --raw, or a glob of either."""
-    rel = src_path[len(fs.qualify(raw)) :].lstrip("/") if src_path.startswith(fs.qualify(raw)) else None
-    candidates = {pattern, fs.qualify(pattern) if fs.is_local(pattern) else pattern}
-    return any(fnmatch.fnmatchcase(src_path, c) for c in candidates) or (
-        rel is not None and fnmatch.fnmatchcase(rel, pattern)
-    )
+    """--reprocess (a glob relative to --raw, see config.reprocess_glob) against a listed source path."""
+    root = fs.qualify(raw).rstrip("/") + "/"
+    return src_path.startswith(root) and fs.glob_matches(pattern, src_path[len(root) :])
 
 
 def reprocess(spark: SparkSession, job: JobConfig, table: TableConfig, manifest: Manifest, paths: LakePaths) -> None:
@@ -703,10 +699,18 @@ def reprocess(spark: SparkSession, job: JobConfig, table: TableConfig, manifest:
 
 
 def file_rejects_frame(
-    spark: SparkSession, failed: Mapping[str, str | None], ingestion_ts: datetime, run_id: str
+    spark: SparkSession,
+    failed: Mapping[str, str | None],
+    kept: Mapping[str, str],
+    ingestion_ts: datetime,
+    run_id: str,
 ) -> DataFrame:
-    """One file-level reject entry per unreadable file (raw_record NULL: there are no rows to keep)."""
-    rows = [(UNREADABLE_FILE, error, None, path, None, ingestion_ts, run_id) for path, error in failed.items()]
+    """One file-level reject entry per failed unit, with its reason code; raw_record is what could be kept of
+    it (the offending line of a file that is not valid text, a lone header), else NULL: it has no rows."""
+    rows = [
+        (*split_failure(error or ""), kept.get(path), path, None, ingestion_ts, run_id)
+        for path, error in failed.items()
+    ]
     return spark.createDataFrame(rows, REJECT_SCHEMA)
 
 

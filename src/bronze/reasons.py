@@ -18,3 +18,14 @@ REASON_CODES = (
     SCHEMA_MISMATCH,
     DUPLICATE_IN_BATCH,
 )
+
+
+def failure(code: str, detail: str) -> str:
+    """A failed unit's error as stored: ``"<CODE>: <detail>"``."""
+    return f"{code}: {detail}"
+
+
+def split_failure(error: str) -> tuple[str, str]:
+    """``"<CODE>: <detail>"`` -> (code, detail); an error without a known code is UNREADABLE_FILE."""
+    code, sep, detail = error.partition(": ")
+    return (code, detail) if sep and code in REASON_CODES else (UNREADABLE_FILE, error)

@@ -25,7 +25,6 @@ from pyspark.sql.types import (
 )
 from pyspark.sql.window import Window
 
-from bronze.readers import CORRUPT, RAW_PREFIX, SRC
 from bronze.reasons import (  # noqa: F401 - re-exported for callers of the validator
     DUPLICATE_IN_BATCH,
     HEADER_MISMATCH,
@@ -36,6 +35,7 @@ from bronze.reasons import (  # noqa: F401 - re-exported for callers of the vali
     TYPE_MISMATCH,
     UNREADABLE_FILE,
 )
+from bronze.sources.base import CELL_ERROR, CORRUPT, RAW_PREFIX, SRC
 
 REASON_CODE = "_reason_code"
 REASON_DETAIL = "_reason_detail"
@@ -147,6 +147,10 @@ def with_reject_reason(
             code = F.when(hit, F.lit(TYPE_MISMATCH)).otherwise(code)
             msg = F.concat(F.lit(f"{f.name}: cannot parse '"), _shown(raw), F.lit(f"' as {f.dataType.simpleString()}"))
             detail = F.when(hit, msg).otherwise(detail)
+        if CELL_ERROR in df.columns:  # an error cell is no value at all, whatever the column's type
+            cell_error = F.col(CELL_ERROR).isNotNull()
+            code = F.when(cell_error, F.lit(TYPE_MISMATCH)).otherwise(code)
+            detail = F.when(cell_error, F.col(CELL_ERROR)).otherwise(detail)
         malformed = F.col(CORRUPT).isNotNull()
         code = F.when(malformed, F.lit(MALFORMED_RECORD)).otherwise(code)
         detail = F.when(malformed, malformed_detail(F.col(CORRUPT), len(schema.fields), sep)).otherwise(detail)

@@ -1,0 +1,96 @@
+"""What every source hands to validation: raw rows that keep every value and the row's original text.
+
+A source reads all new units of a table in one Spark read and returns a :class:`SourceFrame`: DataFrame
+parts whose contract columns still hold the *raw* values (strings for CSV and JSON, physical types for
+Parquet), ``_corrupt_record``, the unit's path, and an unevaluated expression for a row's original text
+(only evaluated for rejected rows). Typing and validation happen in :mod:`bronze.validation`; nothing here
+writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from bronze.config import TableConfig
+from bronze.fs import FileInfo
+
+CORRUPT = "_corrupt_record"
+SRC = "_src_file"
+# After typing, the raw value of contract column c lives on as RAW_PREFIX + c.
+RAW_PREFIX = "__raw_"
+# A value that is not a value at all (an Excel error cell): the row is a TYPE_MISMATCH with this detail.
+CELL_ERROR = "_cell_error"
+# The row hash's view of contract column c where it differs from the raw value (CSV: '' apart from NULL).
+HASH_PREFIX = "__hash_"
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """Rows read with one physical layout: contract columns holding raw values, ``_corrupt_record``, the
+    source path, and an expression for a row's original text (evaluated for rejected rows only)."""
+
+    df: DataFrame
+    raw_record: Column
+    row_number: Column | None = None  # where the format has one (the sheet row of an xlsx row)
+    hashed_as_read: bool = False  # HASH_PREFIX columns hold the values the row hash covers
+
+
+@dataclass(frozen=True)
+class SourceFrame:
+    """Raw rows of a table's new units plus what was decided per unit before reading rows."""
+
+    parts: tuple[RawPart, ...] = ()
+    # path -> (reason_code, detail): every row of that unit is rejected with this reason
+    file_rejects: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # path -> error: units that could not be read at all (no rows)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    # path -> the raw text kept for a failed unit's reject entry (e.g. bytes that are not valid text, as base64)
+    failed_raw: Mapping[str, str] = field(default_factory=dict)
+    # path -> content checksum computed while reading (saves a second read of the bytes)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """A source kind: reads all new units of a table in one Spark job (no job per unit)."""
+
+    def __call__(self, spark: SparkSession, table: TableConfig, units: list[FileInfo]) -> SourceFrame: ...
+
+
+def string_schema(schema: StructType, with_corrupt: bool = True) -> StructType:
+    """The contract's columns, all as strings (so no value is lost to a failed parse), plus _corrupt_record."""
+    fields = [StructField(f.name, StringType(), True) for f in schema.fields]
+    if with_corrupt:
+        fields.append(StructField(CORRUPT, StringType(), True))
+    return StructType(fields)
+
+
+def with_src_file(df: DataFrame) -> DataFrame:
+    """The full source path, as listed (``_metadata.file_path`` is URL-encoded; '+' must survive decoding)."""
+    path = F.col("_metadata.file_path")
+    # Decoding every row is costly; only paths with an escape need it.
+    decoded = F.url_decode(F.regexp_replace(path, r"\+", "%2B"))
+    return df.withColumn(SRC, F.when(F.instr(path, "%") > 0, decoded).otherwise(path))
+
+
+def java_error(exc: Exception) -> str:
+    """The first line of a JVM exception's message, without the py4j wrapping."""
+    java = getattr(exc, "java_exception", None)
+    text = java.toString() if java is not None else str(exc)
+    return text.strip().splitlines()[0][:500]
+
+
+def merge_frames(*frames: SourceFrame) -> SourceFrame:
+    """One SourceFrame from several (e.g. the units a listing refused plus the ones a source read)."""
+    return SourceFrame(
+        parts=tuple(p for f in frames for p in f.parts),
+        file_rejects={k: v for f in frames for k, v in f.file_rejects.items()},
+        failed={k: v for f in frames for k, v in f.failed.items()},
+        failed_raw={k: v for f in frames for k, v in f.failed_raw.items()},
+        checksums={k: v for f in frames for k, v in f.checksums.items()},
+    )
