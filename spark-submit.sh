@@ -7,18 +7,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 "$HERE/scripts/setup.sh"
 PY="$HERE/.venv/bin/python"
-JARS=$("$PY" -m bronze.jars --ensure)
-# The package for executors (--py-files): bronze and schemas, rebuilt each run (a few ms).
-mkdir -p "$HERE/dist"
-"$PY" - "$HERE" <<'PYEOF'
-import sys, zipfile
-from pathlib import Path
-root = Path(sys.argv[1])
-with zipfile.ZipFile(root / "dist" / "bronze.zip", "w", zipfile.ZIP_DEFLATED) as z:
-    for pkg, base in (("bronze", root / "src"), ("schemas", root)):
-        for f in sorted((base / pkg).rglob("*.py")):
-            z.write(f, f.relative_to(base))
-PYEOF
+JARS=$("$PY" -m bronze.jars --ensure --for-args "$@")
+# The package for executors (--py-files): bronze and schemas, named by content (safe for concurrent starts).
+ZIP=$("$PY" "$HERE/scripts/package_zip.py" "$HERE")
 export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
 EXTRA=(${BRONZE_SPARK_ARGS:-})
 MASTER=()
@@ -26,7 +17,7 @@ MASTER=()
 exec "$HERE/.venv/bin/spark-submit" \
   "${MASTER[@]}" \
   --jars "$JARS" \
-  --py-files "$HERE/dist/bronze.zip" \
+  --py-files "$ZIP" \
   --conf spark.sql.session.timeZone=UTC \
   --conf spark.sql.legacy.timeParserPolicy=CORRECTED \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -107,3 +108,95 @@ def test_manifest_is_queryable_with_the_duckdb_cli(project_dir: Path, tmp_path: 
         check=True,
     ).stdout
     assert out.splitlines()[1] == "products,ingested,2,200,194,6"
+
+
+def _as_user_without_root(cmd: list[str]) -> list[str]:
+    """Root may write anywhere: a read-only folder is only read-only to an ordinary user."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+
+
+def test_bad_paths_exit_2_before_spark_and_write_nothing(project_dir: Path) -> None:
+    # A folder an unprivileged user can traverse (pytest's own tmp folders are private to root).
+    base = Path(tempfile.mkdtemp(prefix="bronze-cli-"))
+    try:
+        base.chmod(0o755)
+        raw = base / "raw"
+        (raw / "orders").mkdir(parents=True)
+        readonly = base / "readonly"
+        readonly.mkdir(mode=0o555)
+        readonly.chmod(0o555)
+        a_file = base / "a_file"
+        a_file.write_text("x")
+        not_duckdb = base / "not.duckdb"
+        not_duckdb.write_text("this is not a DuckDB file\n")
+        conf = str(project_dir / "conf" / "bronze.yaml")
+        common = ["--config", conf, "--raw", str(raw), "--tables", "orders"]
+        cases = {
+            "read-only lake": (
+                ["--lake", str(readonly / "lake"), "--manifest", str(base / "m1.duckdb")],
+                f"expected a writable folder for --lake {readonly / 'lake'}, found {readonly} is read-only",
+            ),
+            "lake below a file": (
+                ["--lake", str(a_file / "lake"), "--manifest", str(base / "m2.duckdb")],
+                f"expected a writable folder for --lake {a_file / 'lake'}, found {a_file} is not a folder",
+            ),
+            "manifest not duckdb": (
+                ["--lake", str(base / "lake3"), "--manifest", str(not_duckdb)],
+                f"expected a usable DuckDB manifest at {not_duckdb}",
+            ),
+            "reprocess outside raw": (
+                ["--lake", str(base / "lake4"), "--manifest", str(base / "m4.duckdb"), "--reprocess", "../*"],
+                "--reprocess: expected a path or glob under --raw without '..', found '../*'",
+            ),
+        }
+        bronze = str(project_dir / ".venv" / "bin" / "bronze")
+        for name, (args, message) in cases.items():
+            cmd = [bronze, *common, *args]
+            done = subprocess.run(
+                _as_user_without_root(cmd) if name == "read-only lake" else cmd,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            out = done.stdout + done.stderr
+            assert done.returncode == 2, (name, out[-3000:])
+            assert message in out, (name, out[-3000:])
+            assert "Traceback" not in out, name
+            assert len(out.strip().splitlines()) == 1, (name, out)
+        # Nothing written: no lake folder, no lock file, no manifest.
+        assert sorted(p.name for p in base.iterdir()) == ["a_file", "not.duckdb", "raw", "readonly"]
+        assert list(readonly.iterdir()) == []
+        assert not_duckdb.read_text() == "this is not a DuckDB file\n"
+    finally:
+        shutil.rmtree(base)
+
+
+def test_two_starts_from_one_folder_at_once(project_dir: Path, tmp_path: Path) -> None:
+    """Both start while the package zip is (re)built: neither may read it half-written."""
+    shutil.rmtree(project_dir / "dist", ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    procs = [
+        subprocess.Popen(
+            [
+                str(project_dir / "spark-submit.sh"),
+                "--raw",
+                str(project_dir / "data_raw"),
+                "--lake",
+                str(tmp_path / f"lake{i}"),
+                "--manifest",
+                str(tmp_path / f"m{i}.duckdb"),
+                "--tables",
+                "products",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[-3000:] for o in outs]

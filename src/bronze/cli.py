@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
-from bronze import fs, pipeline
+from bronze import pipeline
 from bronze.config import JobConfig, load_job_config
 from bronze.errors import ConfigError, LockTimeoutError
-from bronze.manifest import manifest_path_ok
+from bronze.preflight import check_paths
 from bronze.report import format_summary
 from bronze.session import build_session
 
@@ -44,11 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> JobConfig:
-    problem = manifest_path_ok(args.manifest)
-    if problem:
-        raise ConfigError(problem)
-    if fs.is_local(args.raw) and not os.path.isdir(fs.local_path(args.raw)):
-        raise ConfigError(f"expected the raw input folder {args.raw}, found none")
+    check_paths(args.raw, args.lake, args.manifest, args.dry_run)
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     return load_job_config(
         args.config,

@@ -15,7 +15,7 @@ import time
 from types import TracebackType
 
 from bronze import fs
-from bronze.errors import LockTimeoutError
+from bronze.errors import ConfigError, LockTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +35,12 @@ class RunLock:
         if not fs.is_local(self.lake):
             return self
         root = fs.local_path(self.lake)
-        os.makedirs(root, exist_ok=True)
         path = os.path.join(root, LOCK_NAME)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            os.makedirs(root, exist_ok=True)
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"expected a writable --lake folder {root}, found: {exc}") from exc
         deadline = time.monotonic() + self.wait_seconds
         waited = False
         while True:
