@@ -65,14 +65,11 @@ raw = (
     .csv(paths)
 )
 # The hash sees '' apart from NULL (SPEC 5), the values do not.
-hashed = [F.when(F.col(c) == EMPTY_MARK, "").otherwise(F.col(c)).alias("h_" + c) for c in ORDERS.names]
 raw.select(
-    *[F.when(F.col(f.name) != EMPTY_MARK, F.col(f.name)).cast(f.dataType).alias(f.name) for f in ORDERS.fields],
+    *[F.expr(f"nullif({f.name}, '{EMPTY_MARK}')").cast(f.dataType).alias(f.name) for f in ORDERS.fields],
     CORRUPT,
     F.col("_metadata.file_path").alias("src_filename"),
-    *hashed,
-).select(
-    *ORDERS.names, CORRUPT, "src_filename", row_hash(["h_" + c for c in ORDERS.names]).alias("src_row_hash")
+    row_hash(ORDERS.names, EMPTY_MARK).alias("src_row_hash"),
 ).write.mode("overwrite").partitionBy("order_dt").parquet(sys.argv[2])
 """
 DUCKDB_TYPES = {

@@ -28,10 +28,14 @@ HASH_RECORD_OPTIONS = {
 }
 
 
-def row_hash(columns: Sequence[str]) -> Column:
-    """sha2-256 hex of the columns' values (as strings, full precision) serialized as one CSV record."""
+def row_hash(columns: Sequence[str], empty_marker: str | None = None) -> Column:
+    """sha2-256 hex of the columns' values (as strings, full precision) serialized as one CSV record;
+    ``empty_marker`` is a value that stands for '' (written ``""``, as to_csv writes '')."""
     values = F.struct(*[F.col(f"`{c}`").cast(StringType()).alias(f"c{i}") for i, c in enumerate(columns)])
-    return F.sha2(F.to_csv(values, HASH_RECORD_OPTIONS), 256)
+    record = F.to_csv(values, HASH_RECORD_OPTIONS)
+    if empty_marker:
+        record = F.replace(record, F.lit(empty_marker), F.lit('""'))
+    return F.sha2(record, 256)
 
 
 def with_ingestion_ts(ts: datetime) -> Callable[[DataFrame], DataFrame]:
@@ -47,15 +51,17 @@ def with_src_filename(df: DataFrame) -> DataFrame:
     return df.withColumn("src_filename", F.col(SRC))
 
 
-def with_src_row_hash(columns: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
-    return lambda df: df.withColumn("src_row_hash", row_hash(columns))
+def with_src_row_hash(columns: Sequence[str], empty_marker: str | None = None) -> Callable[[DataFrame], DataFrame]:
+    return lambda df: df.withColumn("src_row_hash", row_hash(columns, empty_marker))
 
 
-def with_audit_columns(ts: datetime, run_id: str, contract_columns: Sequence[str]) -> Callable[[DataFrame], DataFrame]:
+def with_audit_columns(
+    ts: datetime, run_id: str, contract_columns: Sequence[str], empty_marker: str | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """All four audit columns."""
     return lambda df: (
         df.transform(with_ingestion_ts(ts))
         .transform(with_src_filename)
-        .transform(with_src_row_hash(contract_columns))
+        .transform(with_src_row_hash(contract_columns, empty_marker))
         .transform(with_run_id(run_id))
     )

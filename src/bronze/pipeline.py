@@ -205,10 +205,10 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
         if table.merge:
             tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
         # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
-        hashed = [(HASH_PREFIX if part.hashed_as_read else RAW_PREFIX) + c for c in table.schema.names]
+        hashed = [(HASH_PREFIX if part.hash_marker else RAW_PREFIX) + c for c in table.schema.names]
         tagged = (
             tagged.transform(with_derived_columns(table.derived))
-            .transform(with_audit_columns(ingestion_ts, run_id, hashed))
+            .transform(with_audit_columns(ingestion_ts, run_id, hashed, part.hash_marker))
             .transform(with_kind)
         )
         tagged_parts.append(

@@ -26,7 +26,8 @@ SRC = "_src_file"
 RAW_PREFIX = "__raw_"
 # A value that is not a value at all (an Excel error cell): the row is a TYPE_MISMATCH with this detail.
 CELL_ERROR = "_cell_error"
-# The row hash's view of contract column c where it differs from the raw value (CSV: '' apart from NULL).
+# The row hash's view of contract column c where it differs from the raw value (CSV: '' kept apart from NULL
+# as a marker, which the hash writes as "").
 HASH_PREFIX = "__hash_"
 
 
@@ -38,7 +39,8 @@ class RawPart:
     df: DataFrame
     raw_record: Column
     row_number: Column | None = None  # where the format has one (the sheet row of an xlsx row)
-    hashed_as_read: bool = False  # HASH_PREFIX columns hold the values the row hash covers
+    # Set: HASH_PREFIX columns hold the values the row hash covers, with this marker standing for ''.
+    hash_marker: str | None = None
 
 
 @dataclass(frozen=True)

@@ -143,14 +143,16 @@ def _read(
 
 
 def _part(df: DataFrame, table: TableConfig, sep: str, escape: str) -> RawPart:
-    """Contract columns with '' read as NULL (README rule), and the hash's view keeping '' apart from NULL."""
+    """Contract columns with '' read as NULL (README rule); the hash's view keeps the file's values with the
+    marker, which the row hash and raw_record write as "" (so '' and NULL differ there).
+
+    ``nullif`` and plain column aliases keep the stage fast: a ``CASE WHEN`` per column here doubled the
+    whole stage's cost (measured on 220 MB: 15 s -> 33 s), the hash's view as plain aliases costs ~3 s."""
     names = table.schema.names
     df = df.select(
-        *[F.when(F.col(f"`{c}`") != F.lit(EMPTY_MARK), F.col(f"`{c}`")).alias(c) for c in names],
-        *[
-            F.when(F.col(f"`{c}`") == F.lit(EMPTY_MARK), F.lit("")).otherwise(F.col(f"`{c}`")).alias(HASH_PREFIX + c)
-            for c in names
-        ],
+        # SQL's nullif: the DataFrame function nullif fails on unresolved columns in Spark 3.5.
+        *[F.expr(f"nullif(`{c}`, '{EMPTY_MARK}')").alias(c) for c in names],
+        *[F.col(f"`{c}`").alias(HASH_PREFIX + c) for c in names],
         F.col(CORRUPT),
         *[c for c in df.columns if c not in names and c != CORRUPT],
     )
@@ -158,4 +160,5 @@ def _part(df: DataFrame, table: TableConfig, sep: str, escape: str) -> RawPart:
     rebuilt = F.to_csv(
         F.struct(*[F.col(f"`{HASH_PREFIX}{c}`").alias(c) for c in names]), {"sep": sep, "escape": escape}
     )
-    return RawPart(df, F.coalesce(F.col(CORRUPT), rebuilt), hashed_as_read=True)
+    rebuilt = F.replace(rebuilt, F.lit(EMPTY_MARK), F.lit('""'))
+    return RawPart(df, F.coalesce(F.col(CORRUPT), rebuilt), hash_marker=EMPTY_MARK)
