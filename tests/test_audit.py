@@ -8,7 +8,7 @@ import hashlib
 from pyspark.sql import SparkSession
 
 from bronze.audit import with_audit_columns
-from bronze.sources.base import SRC
+from bronze.columns import SRC
 
 
 def test_hash_separates_null_empty_and_shifted_values(spark: SparkSession) -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from lakecheck import assert_same_lake
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
-from bronze import pipeline
+from bronze import deltalog, pipeline
+from bronze.batch import COMMIT_MODE_ENV
 from bronze.config import load_job_config
 from bronze.deltalog import DataFile, nullable_schema_json
+from bronze.results import RunResult
 from bronze.sample_data import generate
+from bronze.units import unit_app_id, unit_id
 from bronze.writers import CommitPlan, LakePaths, StagedFile, files_to_rewrite, pack_folders, partition_values
 
 MB = 1024 * 1024
@@ -84,7 +89,7 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _run(spark: SparkSession, project_dir: Path, raw: Path, out: Path) -> pipeline.RunResult:
+def _run(spark: SparkSession, project_dir: Path, raw: Path, out: Path) -> RunResult:
     job = load_job_config(
         project_dir / "conf" / "bronze.yaml", str(raw), str(out / "lake"), str(out / "m.duckdb"), tables=TABLES
     )
@@ -96,7 +101,7 @@ def test_committed_files_equal_the_delta_writer(
 ) -> None:
     """Staged files committed as written give the same lake as Delta's own writer appending the rows."""
     files_run = _run(spark, project_dir, raw, tmp_path / "files")
-    monkeypatch.setenv(pipeline.COMMIT_MODE_ENV, "writer")
+    monkeypatch.setenv(COMMIT_MODE_ENV, "writer")
     _run(spark, project_dir, raw, tmp_path / "writer")
     assert_same_lake(spark, tmp_path / "files" / "lake", tmp_path / "writer" / "lake", TABLES)
     for table in TABLES:
@@ -104,7 +109,10 @@ def test_committed_files_equal_the_delta_writer(
         actions = [json.loads(line) for line in (log / f"{0:020d}.json").read_text().splitlines()]
         info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
         assert info["operation"] == "WRITE" and info["isBlindAppend"] is True
-        assert [a["txn"]["appId"] for a in actions if "txn" in a] == [f"bronze:{table}:{files_run.run_id}"]
+        txns = [a["txn"]["appId"] for a in actions if "txn" in a]
+        # The batch's transaction id, then one per source unit (its landing's generation).
+        units = [f.path for t in files_run.tables if t.table == table for f in t.files]
+        assert txns == [f"bronze:{table}:{files_run.run_id}", *[unit_app_id(unit_id(table, p)) for p in units]]
         adds = [a["add"] for a in actions if "add" in a]
         rows = sum(json.loads(a["stats"])["numRecords"] for a in adds)
         assert rows == next(t.rows_valid for t in files_run.tables if t.table == table)
@@ -119,3 +127,31 @@ def test_a_second_run_commits_nothing(spark: SparkSession, project_dir: Path, ra
     again = _run(spark, project_dir, raw, tmp_path)
     assert sorted(p.name for p in log.glob("*.json")) == before
     assert sum(t.files_new for t in again.tables) == 0
+
+
+def test_a_failed_direct_commit_puts_its_files_back_and_appends_with_the_writer(
+    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delta's internal API refusing the call after the files moved in (as Delta 4.1 refuses the 4-argument
+    Write): the files go back, the writer lands the batch, nothing is stranded in the table folder."""
+    _run(spark, project_dir, raw, tmp_path / "clean")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise Py4JError("Constructor org.apache.spark.sql.delta.DeltaOperations$Write([...]) does not exist")
+
+    monkeypatch.setattr(deltalog, "commit_files", refused)
+    _run(spark, project_dir, raw, tmp_path / "got")
+    assert_same_lake(spark, tmp_path / "got" / "lake", tmp_path / "clean" / "lake", TABLES)
+    for table in TABLES:
+        folder = Path(LakePaths(str(tmp_path / "got" / "lake")).delta(table))
+        on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
+        logged = {
+            unquote(json.loads(line)["add"]["path"])
+            for f in (folder / "_delta_log").glob("*.json")
+            for line in f.read_text().splitlines()
+            if "add" in json.loads(line)
+        }
+        assert on_disk == logged
+        info = [json.loads(line) for line in (folder / "_delta_log" / f"{0:020d}.json").read_text().splitlines()]
+        assert next(a["commitInfo"] for a in info if "commitInfo" in a)["operation"] == "WRITE"
+    assert not any((tmp_path / "got" / "lake" / "_staging").glob("*/*"))

@@ -8,9 +8,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import list_files
-from bronze.sources.base import CORRUPT, SRC
 from bronze.sources.csv_files import check_csv_header, read_csv
 from bronze.sources.json_lines import read_json_lines
 

@@ -1,17 +1,24 @@
 """Every format read through a non-local Hadoop filesystem: a real S3 API (moto's server) over s3a://, compared
-row by row with the same files read from the local disk."""
+row by row with the same files read from the local disk; a re-run, a lost manifest and a SIGKILL mid-run on the
+remote lake change nothing."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
-from lakecheck import assert_same_lake
+from lakecheck import assert_same_lake, manifest_rows
 from pyspark.sql import SparkSession
 from servers import S3Server
 
 from bronze import fs, pipeline
 from bronze.config import load_job_config
+from bronze.crashpoints import CRASH_ENV
+from bronze.lock import LEASE_ENV
 from bronze.sample_data import generate
 
 pytestmark = pytest.mark.slow
@@ -42,15 +49,39 @@ def test_bytes_of_a_remote_file_are_its_bytes(spark: SparkSession, s3: S3Server,
     assert fs.read_bytes(spark, "s3a://bytes/x/f.bin") == data
 
 
-def test_every_format_lands_the_same_from_s3a(
-    spark: SparkSession, s3: S3Server, sample: Path, project_dir: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def landed(spark: SparkSession, s3: S3Server, sample: Path, project_dir: Path, tmp_path_factory):
+    """The sample run once on s3a:// (raw and lake in a bucket) and once on the local disk."""
+    out = tmp_path_factory.mktemp("s3run")
     s3.client().create_bucket(Bucket="lake")
     upload(s3, sample, "lake", "raw")
+    got, want = (
+        pipeline.run(spark, _remote_job(project_dir, out)),
+        pipeline.run(spark, _local_job(project_dir, sample, out)),
+    )
+    return out, got, want
+
+
+def _remote_job(project_dir: Path, out: Path, lake: str = "s3a://lake/lake"):
     conf = project_dir / "conf" / "bronze.yaml"
-    remote = load_job_config(conf, "s3a://lake/raw", "s3a://lake/lake", str(tmp_path / "r.duckdb"), tables=TABLES)
-    local = load_job_config(conf, str(sample), str(tmp_path / "lake"), str(tmp_path / "l.duckdb"), tables=TABLES)
-    got, want = pipeline.run(spark, remote), pipeline.run(spark, local)
+    return load_job_config(conf, "s3a://lake/raw", lake, str(out / "r.duckdb"), tables=TABLES)
+
+
+def _local_job(project_dir: Path, sample: Path, out: Path):
+    conf = project_dir / "conf" / "bronze.yaml"
+    return load_job_config(conf, str(sample), str(out / "lake"), str(out / "l.duckdb"), tables=TABLES)
+
+
+def _same_as_local(spark: SparkSession, lake: str, out: Path, sample: Path) -> None:
+    assert_same_lake(spark, lake, out / "lake", TABLES, roots=("s3a://lake/raw/", f"file:{sample}/"))
+
+
+def _cut(rows: list[tuple], root: str) -> list[tuple]:
+    return sorted((p.removeprefix(root), *rest) for p, *rest in rows)
+
+
+def test_every_format_lands_the_same_from_s3a(spark: SparkSession, sample: Path, landed) -> None:
+    out, got, want = landed
 
     def per_file(result, root: str) -> dict:
         return {
@@ -61,4 +92,56 @@ def test_every_format_lands_the_same_from_s3a(
 
     assert per_file(got, "s3a://lake/raw/") == per_file(want, f"file:{sample}/")
     assert not got.failed
-    assert_same_lake(spark, "s3a://lake/lake", tmp_path / "lake", TABLES, roots=("s3a://lake/raw/", f"file:{sample}/"))
+    _same_as_local(spark, "s3a://lake/lake", out, sample)
+
+
+def test_a_rerun_and_a_lost_manifest_add_nothing_on_s3a(
+    spark: SparkSession, sample: Path, project_dir: Path, landed
+) -> None:
+    out, _, _ = landed
+    again = pipeline.run(spark, _remote_job(project_dir, out))
+    assert again.totals()["files_new"] == 0
+    (out / "r.duckdb").unlink()  # a new job cluster: nothing but the lake
+    fresh = pipeline.run(spark, _remote_job(project_dir, out))
+    assert fresh.totals()["files_new"] == 0
+    _same_as_local(spark, "s3a://lake/lake", out, sample)
+    assert _cut(manifest_rows(out / "r.duckdb"), "s3a://lake/raw/") == _cut(
+        manifest_rows(out / "l.duckdb"), f"file:{sample}/"
+    )
+
+
+def test_kill_during_the_move_on_s3a_then_rerun(
+    spark: SparkSession,
+    s3: S3Server,
+    sample: Path,
+    project_dir: Path,
+    tmp_path: Path,
+    landed,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGKILL with two data files copied into the remote Delta folder and no commit; the re-run (manifest
+    lost too) equals the clean run."""
+    out, _, _ = landed
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
+    # A short lease: the killed run's lock and run lease lapse 10 s after its last heartbeat.
+    env.update({CRASH_ENV: "during_move:2", "BRONZE_SPARK_ARGS": s3.spark_args(), LEASE_ENV: "10"})
+    lake = "s3a://lake/killed"
+    args = ["--raw", "s3a://lake/raw", "--lake", lake, "--manifest", str(tmp_path / "k.duckdb"), "--tables"]
+    killed = subprocess.run(
+        [str(project_dir / "spark-submit.sh"), *args, ",".join(TABLES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+        start_new_session=True,  # the kill takes its process group, not pytest's
+    )
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (killed.stdout + killed.stderr)[-4000:]
+    assert "crash point during_move" in killed.stdout + killed.stderr
+    monkeypatch.setenv(LEASE_ENV, "10")
+    with caplog.at_level(logging.WARNING, logger="bronze.lock"):
+        again = pipeline.run(spark, _remote_job(project_dir, tmp_path / "fresh", lake))
+    assert not again.failed
+    assert any("taking over the expired lease" in r.getMessage() for r in caplog.records)
+    _same_as_local(spark, lake, out, sample)

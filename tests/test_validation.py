@@ -20,15 +20,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from bronze.sources.base import CORRUPT, SRC, string_schema
-from bronze.validation import (
-    RAW_RECORD,
-    REASON_CODE,
-    REASON_DETAIL,
-    parse_raw,
-    with_reject_reason,
-    with_typed_columns,
-)
+from bronze.columns import CORRUPT, RAW_RECORD, REASON_CODE, REASON_DETAIL, SRC
+from bronze.sources.base import string_schema
+from bronze.validation import parse_raw, with_reject_reason, with_typed_columns
 
 CONTRACT = StructType(
     [

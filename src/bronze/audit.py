@@ -14,9 +14,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, TimestampType
 
-from bronze.sources.base import SRC
+from bronze.columns import SRC
 
-AUDIT_COLUMNS = ("ingestion_ts", "src_filename", "src_row_hash", "run_id")
 # RFC 4180 record: fields quoted only where needed, quotes doubled, NULL an empty unquoted field and ''
 # the quoted empty string "", whitespace kept. Distinct rows give distinct records, cheaply.
 HASH_RECORD_OPTIONS = {

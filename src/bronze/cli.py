@@ -1,9 +1,10 @@
 """Command line of the bronze job (also the ``bronze`` console script of the wheel, e.g. a Databricks wheel task).
 
-Parses the arguments, loads the configuration once into a typed JobConfig, builds the SparkSession and calls
-:func:`bronze.pipeline.run`. Exit codes: 0 every file ingested or skipped as done; 1 some files failed or
-changed in place (the rest landed); 2 bad usage or configuration, or another run kept the lake locked past
---lock-wait (nothing written).
+``bronze [run options]`` runs the job: parses the arguments, loads the configuration once into a typed
+JobConfig, builds the SparkSession and calls :func:`bronze.pipeline.run`. ``bronze manifest rebuild --lake L
+--manifest M`` rebuilds the DuckDB manifest from the lake's ledger. Exit codes: 0 every file ingested or
+skipped as done; 1 some files failed or changed in place (the rest landed); 2 bad usage or configuration, or
+another run kept the lake locked past --lock-wait (nothing written).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from bronze import pipeline
 from bronze.config import JobConfig, load_job_config
 from bronze.errors import ConfigError, LockTimeoutError
-from bronze.preflight import check_paths
+from bronze.preflight import check_manifest, check_paths
 from bronze.report import format_summary
 from bronze.session import build_session
 
@@ -26,7 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bronze", description="Ingest raw files into the bronze layer.")
     p.add_argument("--raw", default="data_raw", help="raw input root (path or URI)")
     p.add_argument("--lake", default="lake", help="lake output root (path or URI)")
-    p.add_argument("--manifest", default="duckdb/warehouse.duckdb", help="DuckDB manifest file (local)")
+    p.add_argument(
+        "--manifest", default="duckdb/warehouse.duckdb", help="DuckDB manifest: a local file or a URI (s3a://...)"
+    )
     p.add_argument("--config", default="conf/bronze.yaml", help="tables YAML")
     p.add_argument("--tables", default=None, help="comma-separated subset of tables")
     p.add_argument("--dry-run", action="store_true", help="read and validate, write nothing")
@@ -38,6 +41,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="SECONDS",
         help="how long to wait for another run on the same lake or manifest (default 300)",
     )
+    p.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="do not take the lake's run lock (exactly once then rests on the ledger's Delta conflict checks)",
+    )
+    p.add_argument("--master", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def parse_manifest_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bronze manifest", description="The DuckDB manifest, an index of the lake.")
+    p.add_argument("action", choices=["rebuild"], help="rebuild: fill the manifest from the lake's ledger")
+    p.add_argument("--lake", default="lake", help="lake root (path or URI)")
+    p.add_argument("--manifest", default="duckdb/warehouse.duckdb", help="DuckDB manifest (a local file or a URI)")
     p.add_argument("--master", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -56,9 +73,37 @@ def load_config(args: argparse.Namespace) -> JobConfig:
     )
 
 
+def manifest_command(argv: list[str]) -> int:
+    """``bronze manifest rebuild``: the manifest made again from the lake alone."""
+    from bronze import index
+    from bronze.manifest import Manifest
+
+    try:
+        args = parse_manifest_args(argv)
+        check_manifest(args.manifest, writing=True)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    spark = build_session("bronze-manifest", master=args.master)
+    spark.sparkContext.setLogLevel("WARN")
+    mfile = index.ManifestFile(spark, args.manifest)
+    manifest = Manifest(mfile.local)
+    try:
+        units = index.rebuild(spark, manifest, args.lake, "on request")
+        mfile.publish(manifest)
+    finally:
+        manifest.close()
+    print(f"manifest {args.manifest} rebuilt from {args.lake}: {units} units", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["manifest"]:
+        return manifest_command(argv[1:])
     try:
         args = parse_args(argv)
         job = load_config(args)
@@ -70,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session("bronze", master=args.master)
     spark.sparkContext.setLogLevel("WARN")
     try:
-        result = pipeline.run(spark, job, argv, lock_wait=args.lock_wait)
+        result = pipeline.run(spark, job, argv, lock_wait=args.lock_wait, use_lock=not args.no_lock)
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
         return 2

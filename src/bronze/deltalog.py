@@ -11,12 +11,16 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from bronze import fs
-from bronze.errors import DirectCommitError
+from bronze.crashpoints import pause_point
+from bronze.errors import DirectCommitError, UnitConflictError
 
 COMMIT_FILE = re.compile(r"\d{20}\.json")
 
@@ -44,6 +48,11 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     names = fs.list_file_names(spark, fs.join(path, "_delta_log"))
     versions = [int(n[:20]) for n in names if COMMIT_FILE.fullmatch(n)]
     return max(versions) if versions else None
+
+
+def decode_path(log_path: str) -> str:
+    """A path as the log writes it (a URI-encoded relative path) as it is on disk."""
+    return unquote(log_path)
 
 
 def commit_actions(spark: SparkSession, table_path: str, version: int) -> list[dict]:
@@ -149,29 +158,67 @@ def why_not_committable(spark: SparkSession, path: str, schema_json: str, partit
     return _schema_difference(txn, jvm, schema_json, partition_by)
 
 
+def is_conflict(exc: Exception) -> bool:
+    """Whether a commit lost Delta's optimistic concurrency check to another writer's commit."""
+    java = getattr(exc, "java_exception", None)
+    cls = java.getClass() if java is not None else None
+    while cls is not None:
+        if cls.getName().endswith(("ConcurrentModificationException", "ConcurrentTransactionException")):
+            return True
+        cls = cls.getSuperclass()
+    text = str(exc)
+    return any(w in text for w in ("ConcurrentTransactionException", "MetadataChangedException", "ProtocolChanged"))
+
+
+def txn_versions(spark: SparkSession, path: str, app_ids: Sequence[str]) -> dict[str, int]:
+    """The latest committed version of each transaction id in a table's log (-1: never; {} without a table)."""
+    if not app_ids or latest_version(spark, path) is None:
+        return {}
+    try:
+        jvm = _delta_jvm(spark)
+    except DirectCommitError:
+        return {}
+    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    return {a: int(txn.txnVersion(a)) for a in app_ids}
+
+
 def commit_files(
     spark: SparkSession,
     path: str,
-    schema_json: str,
+    schema_json: str | None,
     partition_by: tuple[str, ...],
     files: list[DataFile],
     app_id: str,
+    unit_txns: Mapping[str, int] | None = None,
+    user_metadata: str | None = None,
 ) -> int | None:
     """One Delta commit (operation WRITE, mode Append) adding files already written into the table's folder,
-    with a transaction id: Delta's own conflict checks and checkpoints apply, and a transaction id the table
-    has seen commits nothing (returns None). Creates the table (schema, partitioning, session defaults) when
-    there is none. Returns the committed version."""
+    with the batch's transaction id and one per unit (its generation): Delta's own conflict checks and
+    checkpoints apply. A batch id the table has seen commits nothing (returns None); a unit that already
+    landed this generation fails the commit (:class:`UnitConflictError`); so does a concurrent commit that landed
+    one of the units (Delta's ConcurrentTransactionException, see :func:`is_conflict`). May commit no file
+    at all (units that only produced rejects). Creates the table when there is none. Returns the version."""
     jvm = _delta_jvm(spark)
     delta = jvm.org.apache.spark.sql.delta
     txn = delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
     if txn.txnVersion(app_id) >= 0:
         return None
+    unit_txns = dict(unit_txns or {})
+    # Reading each unit's transaction id also registers it: a concurrent commit of the same id then fails ours.
+    landed = {a: v for a, v in unit_txns.items() if int(txn.txnVersion(a)) >= v}
+    pause_point("before_commit")  # concurrency tests: another run commits the same units meanwhile
+    if landed:
+        raise UnitConflictError(
+            f"expected the batch's units not landed yet in {path}, found {len(landed)} landed by another run"
+        )
     from_json = delta.actions.Action.fromJson
     now = int(time.time() * 1000)
-    difference = _schema_difference(txn, jvm, schema_json, partition_by)
-    if difference:
+    if schema_json is None:  # no file to add (units that only failed): nothing to check against
+        if txn.readVersion() < 0:
+            raise DirectCommitError(f"expected a Delta table at {path} to record units without rows, found none")
+    elif difference := _schema_difference(txn, jvm, schema_json, partition_by):
         raise DirectCommitError(difference)
-    if txn.readVersion() < 0:
+    if txn.readVersion() < 0 and schema_json is not None:
         metadata = {
             "id": str(uuid.uuid4()),
             "format": {"provider": "parquet", "options": {}},
@@ -199,12 +246,32 @@ def commit_files(
         )
         for f in files
     ]
-    actions.append(from_json(json.dumps({"txn": {"appId": app_id, "version": 0, "lastUpdated": now}})))
-    utils = jvm.org.apache.spark.api.python.PythonUtils
-    operation = delta.DeltaOperations.Write(
+    for txn_id, version in [(app_id, 0), *unit_txns.items()]:
+        actions.append(from_json(json.dumps({"txn": {"appId": txn_id, "version": version, "lastUpdated": now}})))
+    operation = write_operation(jvm, partition_by, user_metadata)
+    return int(txn.commit(jvm.org.apache.spark.api.python.PythonUtils.toSeq(actions), operation))
+
+
+def write_operation(jvm, partition_by: tuple[str, ...], user_metadata: str | None):
+    """Delta's internal ``DeltaOperations.Write`` (Append): its constructor matches Delta 3.3.x and 4.0.x only,
+    which is why :func:`probe_direct_commit` builds one before any file moves."""
+    return jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
         jvm.org.apache.spark.sql.SaveMode.Append,
-        jvm.scala.Option.apply(utils.toSeq(list(partition_by))),
+        jvm.scala.Option.apply(jvm.org.apache.spark.api.python.PythonUtils.toSeq(list(partition_by))),
         jvm.scala.Option.apply(None),
-        jvm.scala.Option.apply(None),
+        jvm.scala.Option.apply(user_metadata),
     )
-    return int(txn.commit(utils.toSeq(actions), operation))
+
+
+def probe_direct_commit(spark: SparkSession, partition_by: tuple[str, ...]) -> str | None:
+    """Why :func:`commit_files` cannot work with the Delta on this driver (None: it can): every internal
+    call it makes, short of the commit itself, tried once."""
+    try:
+        jvm = _delta_jvm(spark)
+        write_operation(jvm, partition_by, "probe")
+        action = {"txn": {"appId": "bronze:probe", "version": 0, "lastUpdated": 0}}
+        jvm.org.apache.spark.sql.delta.actions.Action.fromJson(json.dumps(action))
+        jvm.org.apache.spark.api.python.PythonUtils.toSeq([])
+    except (DirectCommitError, Py4JError) as exc:
+        return f"expected Delta's internal commit API as in Delta 3.3/4.0, found it refused: {str(exc)[:300]}"
+    return None

@@ -34,3 +34,7 @@ class SourceError(BronzeError):
 class DirectCommitError(BronzeError):
     """Staged files cannot be committed to Delta as written: the Delta JVM classes are not the open-source ones
     (e.g. a vendor runtime) or the table's columns differ from the batch's. The DataFrame writer can append."""
+
+
+class UnitConflictError(BronzeError):
+    """A unit of a batch landed in the table already (another run got there first): the batch is re-planned."""

@@ -375,3 +375,20 @@ def write_text(spark: SparkSession | None, path: str, text: str) -> None:
         stream.close()
     delete(spark, path)
     rename(spark, tmp, path)
+
+
+def upload(spark: SparkSession | None, local: str, uri: str) -> None:
+    """Copy a local file to a path or URI: written under a hidden name first, then put in place."""
+    tmp = join(uri.rsplit("/", 1)[0], f".{uri.rsplit('/', 1)[1]}.tmp-{os.getpid()}")
+    if is_local(uri):
+        import shutil
+
+        os.makedirs(os.path.dirname(local_path(uri)), exist_ok=True)
+        shutil.copyfile(local, local_path(tmp))
+        os.replace(local_path(tmp), local_path(uri))
+        return
+    jvm = spark.sparkContext._jvm
+    t, tfs = _hadoop_fs(spark, tmp)
+    tfs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(f"file:{os.path.abspath(local)}"), t)
+    delete(spark, uri)
+    rename(spark, tmp, uri)

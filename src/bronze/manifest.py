@@ -1,7 +1,9 @@
-"""DuckDB manifest on the driver: which source file was processed when, with what counts and outcome.
+"""The DuckDB manifest on the driver: a queryable index of the lake's ledger (:mod:`bronze.ledger`).
 
-Tables: ``manifest_processed_files`` (one row per source path), ``runs`` (one row per run, with the
-summary as JSON) and ``watermarks`` (the last ingested source version of Delta sources).
+Tables: ``manifest_processed_files`` (one row per source path: its latest ledger entry), ``runs`` (one row per
+run, with the summary as JSON), ``watermarks`` (last ingested source version of Delta change logs),
+``parquet_mirror`` (the Delta version each Parquet output follows) and ``index_state`` (which lake and which
+ledger version it indexes). Everything here can be rebuilt from the lake (:mod:`bronze.index`).
 """
 
 from __future__ import annotations
@@ -11,38 +13,61 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo, is_local, local_path
+from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
 
 logger = logging.getLogger(__name__)
 
-INGESTED = "ingested"
-FAILED = "failed"
-CHANGED = "changed"
-# Written before a batch touches the lake; a pending row of a run that is no longer running marks work to
-# finish (roll forward) or undo (roll back) on the next run.
-PENDING = "pending"
+CHANGED = "changed"  # index only: a known path whose content changed (reported, not ingested)
+SCHEMA_VERSION = "2"  # 1: before the ledger (rows written by the run itself)
 INSERT_CHUNK = 1000  # rows per INSERT statement
+FILE_COLUMNS = (
+    "src_path",
+    "table_name",
+    "processed_at",
+    "row_count",
+    "valid_count",
+    "reject_count",
+    "status",
+    "checksum",
+    "size_bytes",
+    "mtime_ms",
+    "run_id",
+    "error",
+    "unit_id",
+    "generation",
+    "bronze_version",
+    "source_version",
+    "rejects_run",
+    "rejected",
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS manifest_processed_files (
-    src_path      VARCHAR PRIMARY KEY,
-    table_name    VARCHAR NOT NULL,
-    processed_at  TIMESTAMPTZ NOT NULL,
-    row_count     BIGINT NOT NULL,
-    valid_count   BIGINT NOT NULL,
-    reject_count  BIGINT NOT NULL,
-    status        VARCHAR NOT NULL,
-    checksum      VARCHAR,
-    size_bytes    BIGINT,
-    mtime_ms      BIGINT,
-    run_id        VARCHAR NOT NULL,
-    error         VARCHAR
+    src_path       VARCHAR PRIMARY KEY,
+    table_name     VARCHAR NOT NULL,
+    processed_at   TIMESTAMPTZ NOT NULL,
+    row_count      BIGINT NOT NULL,
+    valid_count    BIGINT NOT NULL,
+    reject_count   BIGINT NOT NULL,
+    status         VARCHAR NOT NULL,
+    checksum       VARCHAR,
+    size_bytes     BIGINT,
+    mtime_ms       BIGINT,
+    run_id         VARCHAR NOT NULL,
+    error          VARCHAR,
+    unit_id        VARCHAR,
+    generation     BIGINT,
+    bronze_version BIGINT,
+    source_version BIGINT,
+    rejects_run    VARCHAR,
+    rejected       JSON
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id        VARCHAR PRIMARY KEY,
@@ -69,24 +94,11 @@ CREATE TABLE IF NOT EXISTS watermarks (
     updated_at     TIMESTAMPTZ NOT NULL,
     run_id         VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS index_state (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
 """
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """One processed source file, as stored in manifest_processed_files."""
-
-    src_path: str
-    table_name: str
-    row_count: int
-    valid_count: int
-    reject_count: int
-    status: str
-    checksum: str | None
-    size_bytes: int
-    mtime_ms: int
-    run_id: str
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,12 @@ class Known:
     mtime_ms: int
     error: str | None
     run_id: str
+    generation: int
+
+    @property
+    def next_generation(self) -> int:
+        """The generation a new landing of this path commits (its rows were removed, or it failed or changed)."""
+        return self.generation + 1
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,7 @@ class Triage:
     skipped: list[FileInfo]
     changed: list[FileInfo]
     failed_before: list[tuple[FileInfo, Known]]
+    generations: dict[str, int]  # path -> the generation its landing commits (new files only)
 
 
 class Manifest:
@@ -119,7 +138,7 @@ class Manifest:
         deadline = time.monotonic() + wait_seconds
         while True:
             try:
-                if not read_only:
+                if not read_only and path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 self.con = duckdb.connect(path, read_only=read_only)
                 break
@@ -143,14 +162,36 @@ class Manifest:
     def close(self) -> None:
         self.con.close()
 
+    # --- the index state --------------------------------------------------------------------------
+
+    def state(self, key: str) -> str | None:
+        try:
+            row = self.con.execute("SELECT value FROM index_state WHERE key = ?", [key]).fetchone()
+        except duckdb.CatalogException:  # a manifest written before the ledger
+            return None
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO index_state VALUES (?, ?)", [key, value])
+
+    def has_rows(self) -> bool:
+        return bool(self.con.execute("SELECT count(*) FROM manifest_processed_files").fetchone()[0])
+
+    def clear(self) -> None:
+        """Empty every index table (a rebuild follows); ``runs`` is rebuilt too."""
+        for table in ("manifest_processed_files", "watermarks", "parquet_mirror", "runs", "index_state"):
+            self.con.execute(f"DELETE FROM {table}")
+
+    # --- units ------------------------------------------------------------------------------------
+
     def known(self, paths: Iterable[str]) -> dict[str, Known]:
         """What the manifest holds for those of the paths it knows."""
         paths = list(paths)
         if not paths:
             return {}
         rows = self.con.execute(
-            "SELECT src_path, status, checksum, size_bytes, mtime_ms, error, run_id FROM manifest_processed_files "
-            "WHERE src_path IN (SELECT unnest(?))",
+            "SELECT src_path, status, checksum, size_bytes, mtime_ms, error, run_id, coalesce(generation, 0) "
+            "FROM manifest_processed_files WHERE src_path IN (SELECT unnest(?))",
             [paths],
         ).fetchall()
         return {r[0]: Known(*r[1:]) for r in rows}
@@ -159,14 +200,17 @@ class Manifest:
         """New files are ingested; known unchanged ones skipped; known ones with new content reported.
 
         A file that failed before is retried once its content changes; unchanged, it stays failed (and is
-        reported again) without being read again, so a re-run adds no rows.
+        reported again) without being read again, so a re-run adds no rows. A file whose rows were removed
+        (--reprocess) is new again, one generation later.
         """
         known = self.known(f.path for f in files)
         new, skipped, changed, failed_before = [], [], [], []
+        generations: dict[str, int] = {}
         for f in files:
             seen = known.get(f.path)
-            if seen is None:
+            if seen is None or seen.status == REMOVED:
                 new.append(f)
+                generations[f.path] = seen.next_generation if seen else 0
                 continue
             same = (seen.size_bytes, seen.mtime_ms) == (f.size, f.mtime_ms) or checksum_of(f) == seen.checksum
             if seen.status == FAILED:
@@ -174,97 +218,118 @@ class Manifest:
                     failed_before.append((f, seen))
                 else:
                     new.append(f)
+                    generations[f.path] = seen.next_generation
             elif same and seen.status == INGESTED:
                 skipped.append(f)
             else:
                 changed.append(f)
-        return Triage(new, skipped, changed, failed_before)
+        return Triage(new, skipped, changed, failed_before, generations)
 
-    def record_files(self, records: Iterable[FileRecord], processed_at: datetime) -> None:
-        rows = [
-            (
-                r.src_path,
-                r.table_name,
-                processed_at,
-                r.row_count,
-                r.valid_count,
-                r.reject_count,
-                r.status,
-                r.checksum,
-                r.size_bytes,
-                r.mtime_ms,
-                r.run_id,
-                r.error,
-            )
-            for r in records
-        ]
+    def upsert(self, entries: Iterable[LedgerEntry]) -> int:
+        """Index ledger entries: a path keeps its latest entry (generation, then a removal after its landing).
+        Returns how many rows changed. Also moves change-log watermarks."""
+        latest: dict[str, LedgerEntry] = {}
+        for e in entries:
+            if e.src_path not in latest or latest[e.src_path].order <= e.order:
+                latest[e.src_path] = e
+        if not latest:
+            return 0
+        rows = self.con.execute(
+            "SELECT src_path, coalesce(generation, 0), status, coalesce(bronze_version, -1) "
+            "FROM manifest_processed_files WHERE src_path IN (SELECT unnest(?))",
+            [list(latest)],
+        ).fetchall()
+        have = {r[0]: (r[1], 1 if r[2] == REMOVED else 0, r[3]) for r in rows}
+        # Strictly later only: an entry seen again (our own append read back from the ledger) changes nothing.
+        fresh = [e for p, e in latest.items() if p not in have or have[p] < e.order]
+        now = datetime.now(UTC)
+        self._insert_files(
+            [
+                (
+                    e.src_path,
+                    e.table_name,
+                    e.recorded_at or now,
+                    e.rows_read,
+                    e.rows_valid,
+                    e.rows_rejected,
+                    e.status,
+                    e.checksum,
+                    e.size_bytes,
+                    e.mtime_ms,
+                    e.run_id,
+                    e.error,
+                    e.unit_id,
+                    e.generation,
+                    e.bronze_version,
+                    e.source_version,
+                    e.rejects_run,
+                    json.dumps(e.rejected, sort_keys=True),
+                )
+                for e in fresh
+            ]
+        )
+        for table, version, run_id in {
+            (e.table_name, e.source_version, e.run_id) for e in fresh if e.source_version is not None
+        }:
+            if version > self.watermark(table):
+                self.set_watermark(table, version, run_id)
+        return len(fresh)
+
+    def _insert_files(self, rows: list[tuple]) -> None:
         # Multi-row statements: executemany costs milliseconds a row (a minute for 10,000 files).
+        marks = "(" + ", ".join(["?"] * len(FILE_COLUMNS)) + ")"
         for i in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[i : i + INSERT_CHUNK]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             self.con.execute(
-                f"INSERT OR REPLACE INTO manifest_processed_files VALUES {values}", [v for row in chunk for v in row]
+                f"INSERT OR REPLACE INTO manifest_processed_files ({', '.join(FILE_COLUMNS)}) "
+                f"VALUES {', '.join([marks] * len(chunk))}",
+                [v for row in chunk for v in row],
             )
 
-    def pending(self, table: str) -> dict[str, list[FileRecord]]:
-        """run_id -> pending file rows of a table (work a run started and did not finish)."""
+    def files_of(self, table: str) -> dict[str, str]:
+        """path -> status of a table's known files."""
         rows = self.con.execute(
-            "SELECT src_path, table_name, row_count, valid_count, reject_count, status, checksum, size_bytes, "
-            "mtime_ms, run_id, error FROM manifest_processed_files WHERE table_name = ? AND status = ? "
-            "ORDER BY src_path",
-            [table, PENDING],
+            "SELECT src_path, status FROM manifest_processed_files WHERE table_name = ?", [table]
         ).fetchall()
-        out: dict[str, list[FileRecord]] = {}
-        for r in rows:
-            out.setdefault(r[9], []).append(FileRecord(*r))
-        return out
+        return dict(rows)
 
-    def complete(
-        self,
-        table: str,
-        run_id: str,
-        records: Iterable[FileRecord],
-        processed_at: datetime,
-        watermark: int | None = None,
-    ) -> None:
-        """Turn a batch's pending rows into their outcome (and move the source watermark), in one transaction."""
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            self.con.execute(
-                "DELETE FROM manifest_processed_files WHERE table_name = ? AND run_id = ? AND status = ?",
-                [table, run_id, PENDING],
+    def entries_of(self, table: str, paths: Iterable[str]) -> list[LedgerEntry]:
+        """The indexed ledger entries of some paths of a table."""
+        rows = self.con.execute(
+            "SELECT table_name, unit_id, src_path, size_bytes, mtime_ms, checksum, coalesce(generation, 0), status, "
+            "source_version FROM manifest_processed_files WHERE table_name = ? AND src_path IN (SELECT unnest(?))",
+            [table, list(paths)],
+        ).fetchall()
+        return [
+            LedgerEntry(
+                table_name=r[0],
+                unit_id=r[1] or "",
+                kind="file",
+                src_path=r[2],
+                size_bytes=r[3] or 0,
+                mtime_ms=r[4] or 0,
+                checksum=r[5],
+                generation=r[6],
+                status=r[7],
+                source_version=r[8],
             )
-            self.record_files(records, processed_at)
-            if watermark is not None:
-                self.set_watermark(table, watermark, run_id)
-            self.con.execute("COMMIT")
-        except duckdb.Error:
-            self.con.execute("ROLLBACK")
-            raise
+            for r in rows
+        ]
 
-    def forget(self, paths: Iterable[str]) -> None:
-        """Drop files from the manifest (a rolled-back batch, or files to reprocess): they are new again."""
+    def last_bronze_version(self, table: str) -> int:
+        """The newest bronze commit the index knows entries of for a table (-1: none)."""
+        row = self.con.execute(
+            "SELECT max(bronze_version) FROM manifest_processed_files WHERE table_name = ?", [table]
+        ).fetchone()
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def mark_changed(self, paths: Iterable[str]) -> None:
         self.con.execute(
-            "DELETE FROM manifest_processed_files WHERE src_path IN (SELECT unnest(?::VARCHAR[]))", [list(paths)]
+            "UPDATE manifest_processed_files SET status = ? WHERE src_path IN (SELECT unnest(?::VARCHAR[]))",
+            [CHANGED, list(paths)],
         )
 
-    def files_of(self, table: str) -> dict[str, FileRecord]:
-        rows = self.con.execute(
-            "SELECT src_path, table_name, row_count, valid_count, reject_count, status, checksum, size_bytes, "
-            "mtime_ms, run_id, error FROM manifest_processed_files WHERE table_name = ?",
-            [table],
-        ).fetchall()
-        return {r[0]: FileRecord(*r) for r in rows}
-
-    def runs_with_pending(self) -> set[str]:
-        rows = self.con.execute(
-            "SELECT DISTINCT run_id FROM manifest_processed_files WHERE status = ?", [PENDING]
-        ).fetchall()
-        return {r[0] for r in rows}
-
-    def run_started_at(self, run_id: str) -> datetime | None:
-        row = self.con.execute("SELECT started_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        return row[0] if row else None
+    # --- watermarks and the Parquet mirror ----------------------------------------------------------
 
     def watermark(self, table: str) -> int:
         """The last source version ingested for a Delta source (-1: none)."""
@@ -274,32 +339,14 @@ class Manifest:
     def set_watermark(self, table: str, version: int, run_id: str) -> None:
         self.con.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, now(), ?)", [table, version, run_id])
 
-    def mirrored_version(self, table: str) -> int:
-        """The last Delta version applied to the table's Parquet output (-1: none)."""
-        row = self.con.execute("SELECT delta_version FROM parquet_mirror WHERE table_name = ?", [table]).fetchone()
-        return int(row[0]) if row else -1
-
     def set_mirrored_version(self, table: str, version: int) -> None:
-        self.con.execute(
-            "INSERT OR REPLACE INTO parquet_mirror VALUES (?, ?, now())",
-            [table, version],
-        )
+        self.con.execute("INSERT OR REPLACE INTO parquet_mirror VALUES (?, ?, now())", [table, version])
 
-    def mark_crashed(self, run_ids: Iterable[str], by_run: str) -> None:
-        self.con.executemany(
-            "UPDATE runs SET status = ? WHERE run_id = ? AND status = 'running'",
-            [(f"crashed (recovered by {by_run})", r) for r in run_ids],
-        )
-
-    def mark_changed(self, paths: Iterable[str]) -> None:
-        self.con.execute(
-            "UPDATE manifest_processed_files SET status = ? WHERE src_path IN (SELECT unnest(?::VARCHAR[]))",
-            [CHANGED, list(paths)],
-        )
+    # --- runs -------------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, started_at: datetime, args: list[str]) -> None:
         self.con.execute(
-            "INSERT INTO runs (run_id, started_at, args, status) VALUES (?, ?, ?, 'running')",
+            "INSERT OR REPLACE INTO runs (run_id, started_at, args, status) VALUES (?, ?, ?, 'running')",
             [run_id, started_at, json.dumps(args)],
         )
 
@@ -319,6 +366,39 @@ class Manifest:
                 json.dumps(summary),
                 run_id,
             ],
+        )
+
+    def record_run(self, doc: dict) -> None:
+        """A finished run's row from its summary file in the lake (a rebuild)."""
+        totals = doc.get("totals", {})
+        self.con.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                doc["run_id"],
+                doc["ingestion_ts"],
+                doc.get("ended_at"),
+                json.dumps(doc.get("args", [])),
+                doc.get("status", "succeeded"),
+                totals.get("files_new"),
+                totals.get("files_skipped"),
+                totals.get("files_failed"),
+                totals.get("rows_read"),
+                totals.get("rows_valid"),
+                totals.get("rows_rejected"),
+                json.dumps(doc),
+            ],
+        )
+
+    def unfinished_runs(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()]
+
+    def mark_crashed(self, run_ids: Iterable[str], by_run: str) -> None:
+        run_ids = list(run_ids)
+        if not run_ids:
+            return
+        self.con.executemany(
+            "UPDATE runs SET status = ? WHERE run_id = ? AND status = 'running'",
+            [(f"crashed (recovered by {by_run})", r) for r in run_ids],
         )
 
 

@@ -1,6 +1,6 @@
 """Checks made before Spark starts, so that bad usage exits 2 with one clear line and nothing written.
 
-Local paths only (a remote lake or raw folder is checked by the run itself): the raw folder exists, the lake
+Local paths only (a remote lake, raw folder or manifest is checked by the run itself): the raw folder exists, the lake
 folder is a writable folder (or can be created), the manifest is a DuckDB file (or can be created).
 """
 
@@ -35,13 +35,14 @@ def writable_folder(path: str, what: str) -> None:
 
 
 def check_manifest(path: str, writing: bool) -> None:
-    """The manifest is a DuckDB file we can open (or, when writing, a file we can create)."""
-    if "://" in path and not path.startswith("file:"):
-        raise ConfigError(f"expected a local DuckDB file path for --manifest, found URI {path}")
+    """The manifest is a DuckDB file we can open (or, when writing, a file we can create). A remote manifest
+    (a URI) is copied to the driver by the run, which checks it then."""
+    if not fs.is_local(path):
+        return
     p = fs.local_path(path)
     if os.path.isdir(p):
         raise ConfigError(f"expected a file for --manifest, found a directory: {path}")
-    if os.path.exists(p):
+    if os.path.exists(p) and os.path.getsize(p) > 0:  # an empty file is a new manifest (rebuilt from the lake)
         try:
             duckdb.connect(p, read_only=True).close()
         except duckdb.IOException as exc:

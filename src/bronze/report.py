@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bronze.pipeline import RunResult
+    from bronze.results import RunResult
 
 COLUMNS = ("table", "new", "skipped", "failed", "changed", "rows in", "valid", "rejected", "seconds")
 

@@ -25,6 +25,16 @@ from pyspark.sql.types import (
 )
 from pyspark.sql.window import Window
 
+from bronze.columns import (
+    CELL_ERROR,
+    CORRUPT,
+    RAW_PREFIX,
+    RAW_RECORD,
+    RAW_RECORD_TIEBREAK,
+    REASON_CODE,
+    REASON_DETAIL,
+    SRC,
+)
 from bronze.reasons import (  # noqa: F401 - re-exported for callers of the validator
     DUPLICATE_IN_BATCH,
     HEADER_MISMATCH,
@@ -35,12 +45,7 @@ from bronze.reasons import (  # noqa: F401 - re-exported for callers of the vali
     TYPE_MISMATCH,
     UNREADABLE_FILE,
 )
-from bronze.sources.base import CELL_ERROR, CORRUPT, RAW_PREFIX, SRC
 
-REASON_CODE = "_reason_code"
-REASON_DETAIL = "_reason_detail"
-RAW_RECORD = "_raw_record"
-RAW_RECORD_TIEBREAK = "_row_json"
 DETAIL_VALUE_CHARS = 200
 
 # Shapes accepted before Spark's cast, which alone would take '2024' as a timestamp.

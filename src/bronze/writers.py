@@ -30,34 +30,23 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from bronze import fs
+from bronze.columns import (
+    KIND,
+    PACKED_REJECT_COLUMNS,
+    PACKED_REJECT_SCHEMA,
+    REJECT,
+    REJECT_COLUMNS,
+    STAGED_REJECT,
+    VALID,
+)
 from bronze.config import TableConfig
-from bronze.deltalog import DataFile, DeltaCommit
+from bronze.deltalog import DataFile
 from bronze.errors import ConservationError
 from bronze.session import session_conf
 
 logger = logging.getLogger(__name__)
 
-KIND = "_kind"
-VALID = "valid"
-REJECT = "reject"
-REJECT_COLUMNS = (
-    "reason_code",
-    "reason_detail",
-    "raw_record",
-    "src_filename",
-    "src_row_number",
-    "ingestion_ts",
-    "run_id",
-)
-REJECT_SCHEMA = (
-    "reason_code string, reason_detail string, raw_record string, src_filename string, src_row_number bigint, "
-    "ingestion_ts timestamp, run_id string"
-)
 TARGET_FILE_BYTES = 128 * 1024 * 1024
-STAGED_REJECT = "src_row_hash"  # the slot of a staged reject row's reason (JSON)
-# Reject columns a staged reject row packs into its STAGED_REJECT slot (the others are bronze columns too).
-PACKED_REJECT_SCHEMA = "reason_code string, reason_detail string, raw_record string, src_row_number bigint"
-PACKED_REJECT_COLUMNS = ("reason_code", "reason_detail", "raw_record", "src_row_number")
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 STAGING_WRITE_CONF = {
     "spark.sql.optimizer.plannedWrite.enabled": "false",
@@ -287,30 +276,23 @@ def bronze_columns(table: TableConfig, audit: Sequence[str], extras: Sequence[st
     return [*base, *audit, *table.partition_by]
 
 
-def write_delta(df: DataFrame, path: str, table: TableConfig, txn_app_id: str, max_records: int = 0) -> None:
+def write_delta(
+    df: DataFrame,
+    path: str,
+    table: TableConfig,
+    txn_app_id: str,
+    max_records: int = 0,
+    user_metadata: str | None = None,
+) -> None:
     """Append with a Delta transaction id: a retried write of the same batch is skipped by Delta itself."""
     writer = df.write.format("delta").mode("append").option("txnAppId", txn_app_id).option("txnVersion", 0)
+    if user_metadata:
+        writer = writer.option("userMetadata", user_metadata)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
     if max_records:
         writer = writer.option("maxRecordsPerFile", max_records)
     writer.save(path)
-
-
-def txn_app_id(table: str, run_id: str) -> str:
-    return f"bronze:{table}:{run_id}"
-
-
-def mirror_commit_to_parquet(spark: SparkSession, commit: DeltaCommit, delta_path: str, parquet_path: str) -> None:
-    """Apply a Delta commit to the plain Parquet output: copy the files it added (same bytes, same folders),
-    delete the ones it removed. Re-applying a commit is harmless (copies overwrite, deletes of gone files no-op).
-    """
-    for rel, _ in commit.files:
-        # Log paths are URI-encoded; on disk the folder names keep Hive escaping (x=A%2FA).
-        on_disk = unquote(rel)
-        fs.copy_file(spark, fs.join(delta_path, on_disk), fs.join(parquet_path, on_disk))
-    for rel in commit.removed:
-        fs.delete(spark, fs.join(parquet_path, unquote(rel)))
 
 
 def write_rejects(df: DataFrame, paths: LakePaths, table: str, run_id: str) -> None:

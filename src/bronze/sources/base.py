@@ -17,18 +17,9 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
+from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import FileInfo
-
-CORRUPT = "_corrupt_record"
-SRC = "_src_file"
-# After typing, the raw value of contract column c lives on as RAW_PREFIX + c.
-RAW_PREFIX = "__raw_"
-# A value that is not a value at all (an Excel error cell): the row is a TYPE_MISMATCH with this detail.
-CELL_ERROR = "_cell_error"
-# The row hash's view of contract column c where it differs from the raw value (CSV: '' kept apart from NULL
-# as a marker, which the hash writes as "").
-HASH_PREFIX = "__hash_"
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from bronze.columns import CORRUPT, HASH_PREFIX
 from bronze.config import TableConfig
 from bronze.fs import FileInfo
 from bronze.reasons import HEADER_MISMATCH, failure
 from bronze.session import driver_listing
-from bronze.sources.base import CORRUPT, HASH_PREFIX, RawPart, SourceFrame, string_schema, with_src_file
+from bronze.sources.base import RawPart, SourceFrame, string_schema, with_src_file
 from bronze.sources.text import TextUnit, first_line, scan_text_units, table_encoding
 
 logger = logging.getLogger(__name__)

@@ -11,13 +11,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
 from bronze import deltalog
+from bronze.columns import COMMIT_VERSION, CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.errors import SourceError
 from bronze.fs import FileInfo, qualify
-from bronze.sources.base import CORRUPT, SRC, RawPart, SourceFrame, java_error, with_src_file
+from bronze.sources.base import RawPart, SourceFrame, java_error, with_src_file
 from bronze.sources.parquet_files import schema_problems
-
-COMMIT_VERSION = "_commit_version"
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import FileInfo
 from bronze.session import driver_listing
-from bronze.sources.base import CORRUPT, SRC, RawPart, SourceFrame, string_schema, with_src_file
+from bronze.sources.base import RawPart, SourceFrame, string_schema, with_src_file
 from bronze.sources.text import scan_text_units
 
 

@@ -28,11 +28,12 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import FileInfo
 from bronze.reasons import SCHEMA_MISMATCH, UNREADABLE_FILE, failure
 from bronze.session import driver_listing
-from bronze.sources.base import CORRUPT, SRC, RawPart, SourceFrame, java_error, with_src_file
+from bronze.sources.base import RawPart, SourceFrame, java_error, with_src_file
 
 logger = logging.getLogger(__name__)
 

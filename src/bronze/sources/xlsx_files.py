@@ -31,10 +31,11 @@ from pyspark.sql.types import (
 )
 from pyspark.sql.window import Window
 
+from bronze.columns import CELL_ERROR, CORRUPT, RAW_PREFIX, SRC
 from bronze.config import TableConfig
 from bronze.fs import FileInfo, read_bytes
 from bronze.reasons import HEADER_MISMATCH, UNREADABLE_FILE, failure
-from bronze.sources.base import CELL_ERROR, CORRUPT, RAW_PREFIX, SRC, RawPart, SourceFrame, java_error, string_schema
+from bronze.sources.base import RawPart, SourceFrame, java_error, string_schema
 from bronze.sources.xlsx_sheet import SheetLayout, serial_to_iso, xlsx_layout
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,171 @@
+"""The ledger: what the lake holds, kept inside the lake and written with the rows it describes.
+
+Every landed batch records, per source unit, its identity (path, size, mtime, checksum; for a change log the
+source commit) and its counts (read, valid, rejected by reason), the run and the bronze commit:
+
+1. *in the bronze commit itself*: the Delta commit that lands the rows carries one transaction id per unit
+   (:mod:`bronze.units`) and the batch's ledger entries as its ``userMetadata``, atomically with the rows;
+2. *in the ledger table* ``<lake>/_bronze/ledger`` (Delta), appended right after the commit. It outlives the
+   bronze log's cleanup; any run catches it up from the bronze commits it is missing (a crash between the two
+   steps, a lost staging folder), so a crash can leave neither rows without entries nor entries without rows.
+
+The DuckDB manifest on the driver is an index of this table (:mod:`bronze.index`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from bronze import deltalog, fs
+
+logger = logging.getLogger(__name__)
+
+INGESTED = "ingested"
+FAILED = "failed"
+REMOVED = "removed"  # a unit's rows were taken out (--reprocess): its next generation may land
+METADATA_KEY = "bronze"
+LEDGER_SCHEMA = (
+    "table_name STRING, unit_id STRING, kind STRING, src_path STRING, size_bytes BIGINT, mtime_ms BIGINT, "
+    "checksum STRING, generation BIGINT, status STRING, rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, "
+    "rejected STRING, error STRING, run_id STRING, bronze_version BIGINT, rejects_run STRING, "
+    "source_version BIGINT, recorded_at TIMESTAMP"
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One unit's landing (or removal) as the lake records it."""
+
+    table_name: str
+    unit_id: str
+    kind: str
+    src_path: str
+    size_bytes: int
+    mtime_ms: int
+    checksum: str | None
+    generation: int
+    status: str
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    run_id: str = ""
+    bronze_version: int | None = None  # the bronze commit that landed it (None: no bronze commit was needed)
+    rejects_run: str | None = None  # the _rejects run_id=<run> folder that holds its rejects
+    source_version: int | None = None  # change logs: the source commit that added this data file
+    recorded_at: datetime | None = None
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """Later entries of a unit win: a higher generation, then a removal after its landing."""
+        return (self.generation, 1 if self.status == REMOVED else 0, self.bronze_version or -1)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recorded_at"] = self.recorded_at.isoformat() if self.recorded_at else None
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> LedgerEntry:
+        names = {f.name for f in fields(LedgerEntry)}
+        out = {k: v for k, v in d.items() if k in names}
+        if isinstance(out.get("rejected"), str):
+            out["rejected"] = json.loads(out["rejected"] or "{}")
+        if isinstance(out.get("recorded_at"), str):
+            out["recorded_at"] = datetime.fromisoformat(out["recorded_at"])
+        return LedgerEntry(**out)
+
+    def row(self) -> tuple:
+        d = asdict(self)
+        d["rejected"] = json.dumps(self.rejected, sort_keys=True)
+        return tuple(d[f.name] for f in fields(LedgerEntry))
+
+
+def ledger_path(lake: str) -> str:
+    return fs.join(lake, "_bronze", "ledger")
+
+
+def commit_metadata(table: str, run_id: str, entries: list[LedgerEntry]) -> str:
+    """The ``userMetadata`` of a bronze commit: the batch's entries (their bronze_version is the commit's)."""
+    units = [{k: v for k, v in e.to_dict().items() if k not in ("table_name", "bronze_version")} for e in entries]
+    return json.dumps({METADATA_KEY: {"table": table, "run_id": run_id, "units": units}}, separators=(",", ":"))
+
+
+def entries_in_commit(actions: list[dict], version: int) -> list[LedgerEntry]:
+    """The ledger entries a bronze commit carries (none for commits bronze did not make)."""
+    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+    try:
+        doc = json.loads(info.get("userMetadata") or "{}")
+    except json.JSONDecodeError:
+        return []
+    batch = doc.get(METADATA_KEY) if isinstance(doc, dict) else None
+    if not isinstance(batch, dict):
+        return []
+    return [
+        LedgerEntry.from_dict({**u, "table_name": batch["table"], "bronze_version": version})
+        for u in batch.get("units", [])
+    ]
+
+
+def missing_from_ledger(spark: SparkSession, delta_path: str, after_version: int) -> list[LedgerEntry]:
+    """Entries carried by the bronze table's commits after ``after_version`` (the ledger's last one for it)."""
+    latest = deltalog.latest_version(spark, delta_path)
+    if latest is None:
+        return []
+    out: list[LedgerEntry] = []
+    for version in range(after_version + 1, latest + 1):
+        try:
+            actions = deltalog.commit_actions(spark, delta_path, version)
+        except FileNotFoundError:  # cleaned up behind a checkpoint: older than anything the ledger lacks
+            continue
+        out += entries_in_commit(actions, version)
+    return out
+
+
+def append(spark: SparkSession, lake: str, entries: list[LedgerEntry], txn_app_id: str) -> None:
+    """Append entries to the ledger table, once per transaction id (a retry after a crash adds nothing)."""
+    if not entries:
+        return
+    now = datetime.now(UTC)
+    rows = [replace(e, recorded_at=e.recorded_at or now).row() for e in entries]
+    (
+        spark.createDataFrame(rows, LEDGER_SCHEMA)
+        .coalesce(1)
+        .write.format("delta")
+        .mode("append")
+        .option("txnAppId", txn_app_id)
+        .option("txnVersion", 0)
+        .save(ledger_path(lake))
+    )
+
+
+def read_since(spark: SparkSession, lake: str, after_version: int) -> tuple[list[LedgerEntry], int]:
+    """Entries the ledger table gained after one of its versions (all of it from -1), and its latest version.
+
+    Only the files that its commits added are read; the ledger is append-only (a compaction adds files
+    with dataChange=false, which hold no new entries).
+    """
+    path = ledger_path(lake)
+    latest = deltalog.latest_version(spark, path)
+    if latest is None or latest <= after_version:
+        return [], after_version if latest is None else latest
+    if after_version < 0:
+        df = spark.read.format("delta").load(path)
+    else:
+        files = []
+        for version in range(after_version + 1, latest + 1):
+            for action in deltalog.commit_actions(spark, path, version):
+                add = action.get("add")
+                if add and add.get("dataChange", True):
+                    files.append(fs.join(path, deltalog.decode_path(add["path"])))
+        if not files:
+            return [], latest
+        df = spark.read.schema(LEDGER_SCHEMA).parquet(*files)
+    entries = [LedgerEntry.from_dict(r.asDict()) for r in df.distinct().collect()]
+    return sorted(entries, key=lambda e: (e.table_name, e.src_path, e.order)), latest

@@ -1,0 +1,69 @@
+"""Source units: what a batch consumes, named so that the lake can say whether one landed already.
+
+A unit is one source file (or one data file of a Delta change log). Its identity is the table and its path;
+each landing of it is a *generation* (0 the first time, +1 after a changed file is reprocessed or a failed
+one is fixed). The bronze Delta commit that lands a batch carries one Delta transaction id per unit
+(``bronze:u:<unit id>``, version = generation): Delta itself then refuses to land a generation twice, even
+for two drivers that never saw each other's manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+FILE = "file"
+DELTA_FILE = "delta_file"  # a data file a Delta change-log commit added
+
+
+def unit_id(table: str, path: str) -> str:
+    """A short stable id for (table, source path)."""
+    return hashlib.sha256(f"{table}\n{path}".encode()).hexdigest()[:32]
+
+
+def unit_app_id(uid: str) -> str:
+    """The Delta transaction id that records a unit's landing in the bronze table's log."""
+    return f"bronze:u:{uid}"
+
+
+def batch_app_id(table: str, run_id: str) -> str:
+    """The Delta transaction id of one run's batch of a table (finds the commit again after a crash)."""
+    return f"bronze:{table}:{run_id}"
+
+
+def source_version_app_id(table: str, version: int) -> str:
+    """The Delta transaction id of one MERGE of a change log's commit into bronze."""
+    return f"bronze:{table}:src-v{version}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit planned into a batch, as written ahead in the batch's staging folder (``batch.json``)."""
+
+    unit_id: str
+    kind: str
+    path: str
+    size: int
+    mtime_ms: int
+    checksum: str | None
+    generation: int
+    error: str | None = None  # "<CODE>: <detail>" when it failed before any row was read
+    raw: str | None = None  # what a failed unit's reject entry keeps (base64 bytes, a lone header line)
+    source_version: int | None = None  # Delta change log: the commit that added this data file
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> Unit:
+        names = {f.name for f in fields(Unit)}
+        return Unit(**{k: v for k, v in d.items() if k in names})
+
+
+def units_to_json(units: list[Unit]) -> str:
+    return json.dumps([u.to_dict() for u in units])
+
+
+def units_from_json(text: str) -> list[Unit]:
+    return [Unit.from_dict(d) for d in json.loads(text)]
