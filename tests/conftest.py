@@ -25,6 +25,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
     builder = (
         SparkSession.builder.master("local[2]")
         .appName("bronze-tests")
+        # One JVM serves the whole suite (Delta logs, S3A clients, an 8.6 MB one-line file): 1 GB is too tight.
+        .config("spark.driver.memory", "2g")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.default.parallelism", "2")

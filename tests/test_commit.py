@@ -96,16 +96,23 @@ def _run(spark: SparkSession, project_dir: Path, raw: Path, out: Path) -> RunRes
     return pipeline.run(spark, job)
 
 
+@pytest.fixture(scope="module")
+def committed(spark: SparkSession, project_dir: Path, raw: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The sample landed by committing the staged files as written (the default)."""
+    out = tmp_path_factory.mktemp("files")
+    return out, _run(spark, project_dir, raw, out)
+
+
 def test_committed_files_equal_the_delta_writer(
-    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed
 ) -> None:
     """Staged files committed as written give the same lake as Delta's own writer appending the rows."""
-    files_run = _run(spark, project_dir, raw, tmp_path / "files")
+    files_dir, files_run = committed
     monkeypatch.setenv(COMMIT_MODE_ENV, "writer")
     _run(spark, project_dir, raw, tmp_path / "writer")
-    assert_same_lake(spark, tmp_path / "files" / "lake", tmp_path / "writer" / "lake", TABLES)
+    assert_same_lake(spark, files_dir / "lake", tmp_path / "writer" / "lake", TABLES)
     for table in TABLES:
-        log = Path(LakePaths(str(tmp_path / "files" / "lake")).delta(table)) / "_delta_log"
+        log = Path(LakePaths(str(files_dir / "lake")).delta(table)) / "_delta_log"
         actions = [json.loads(line) for line in (log / f"{0:020d}.json").read_text().splitlines()]
         info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
         assert info["operation"] == "WRITE" and info["isBlindAppend"] is True
@@ -116,7 +123,7 @@ def test_committed_files_equal_the_delta_writer(
         adds = [a["add"] for a in actions if "add" in a]
         rows = sum(json.loads(a["stats"])["numRecords"] for a in adds)
         assert rows == next(t.rows_valid for t in files_run.tables if t.table == table)
-        mirrored = Path(LakePaths(str(tmp_path / "files" / "lake")).parquet(table))
+        mirrored = Path(LakePaths(str(files_dir / "lake")).parquet(table))
         assert len(adds) == len(list(mirrored.rglob("*.parquet")))
 
 
@@ -130,18 +137,17 @@ def test_a_second_run_commits_nothing(spark: SparkSession, project_dir: Path, ra
 
 
 def test_a_failed_direct_commit_puts_its_files_back_and_appends_with_the_writer(
-    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spark: SparkSession, project_dir: Path, raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, committed
 ) -> None:
     """Delta's internal API refusing the call after the files moved in (as Delta 4.1 refuses the 4-argument
     Write): the files go back, the writer lands the batch, nothing is stranded in the table folder."""
-    _run(spark, project_dir, raw, tmp_path / "clean")
 
     def refused(*args: object, **kwargs: object) -> None:
         raise Py4JError("Constructor org.apache.spark.sql.delta.DeltaOperations$Write([...]) does not exist")
 
     monkeypatch.setattr(deltalog, "commit_files", refused)
     _run(spark, project_dir, raw, tmp_path / "got")
-    assert_same_lake(spark, tmp_path / "got" / "lake", tmp_path / "clean" / "lake", TABLES)
+    assert_same_lake(spark, tmp_path / "got" / "lake", committed[0] / "lake", TABLES)
     for table in TABLES:
         folder = Path(LakePaths(str(tmp_path / "got" / "lake")).delta(table))
         on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}

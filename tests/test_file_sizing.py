@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from bronze import pipeline
+from bronze import batch, pipeline
 from bronze.config import load_job_config
 from bronze.sample_data import generate
 from bronze.writers import LakePaths
@@ -17,7 +17,7 @@ TARGET = 40_000  # bytes, scaled down from 128 MB so the shipped-size sample exe
 
 
 def test_files_stay_in_the_band(spark: SparkSession, project_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(pipeline, "TARGET_FILE_BYTES", TARGET)
+    monkeypatch.setattr(batch, "TARGET_FILE_BYTES", TARGET)
     raw = tmp_path / "raw"
     generate(raw, seed=3, tables=["orders", "shipments"], scale=4)
     job = load_job_config(

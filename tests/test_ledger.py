@@ -76,7 +76,11 @@ def test_each_unit_is_in_the_ledger_and_in_its_bronze_commit(spark: SparkSession
     assert all(e.bronze_version == 0 for e in entries.values() if e.table_name == "orders")
     # Each change-log data file names the source commit that added it, and its MERGE.
     returns = [e for e in entries.values() if e.table_name == "returns"]
-    assert sorted({e.source_version for e in returns}) == [0, 1, 2]
+    assert sorted({e.cursor for e in returns}) == ['{"version": 0}', '{"version": 1}', '{"version": 2}']
+    con = duckdb.connect(job.manifest, read_only=True)
+    sql = "SELECT source_version, CAST(cursor AS VARCHAR) FROM watermarks WHERE table_name = 'returns'"
+    assert con.execute(sql).fetchall() == [(2, '{"version": 2}')]
+    con.close()
 
 
 def test_a_lost_manifest_changes_nothing_in_the_lake(

@@ -189,7 +189,7 @@ def ledger_entries(table: str, batch: Batch, results: list[FileResult]) -> list[
                 error=r.error,
                 run_id=batch.run_id,
                 rejects_run=batch.run_id if (r.rows_rejected or r.status == FAILED) else None,
-                source_version=u.source_version,
+                cursor=u.cursor,
             )
         )
     return out

@@ -23,7 +23,7 @@ from bronze import fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
 from bronze.manifest import DDL, SCHEMA_VERSION, Manifest
 from bronze.mirror import MARKER
-from bronze.units import DELTA_FILE, FILE, unit_id
+from bronze.units import DELTA_FILE, FILE, unit_id, version_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _migrated(rows: list[dict]) -> list[LedgerEntry]:
                 error=r.get("error"),
                 run_id=r.get("run_id") or "",
                 rejects_run=r.get("run_id") if (r.get("reject_count") or r["status"] == "failed") else None,
-                source_version=int(version) if from_log else None,
+                cursor=version_cursor(int(version)) if from_log else None,
             )
         )
     return out

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pyspark.sql import SparkSession
 
 from bronze import deltalog, fs
+from bronze.units import cursor_version
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ LEDGER_SCHEMA = (
     "table_name STRING, unit_id STRING, kind STRING, src_path STRING, size_bytes BIGINT, mtime_ms BIGINT, "
     "checksum STRING, generation BIGINT, status STRING, rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, "
     "rejected STRING, error STRING, run_id STRING, bronze_version BIGINT, rejects_run STRING, "
-    "source_version BIGINT, recorded_at TIMESTAMP"
+    "cursor STRING, recorded_at TIMESTAMP"
 )
 
 
@@ -58,8 +59,13 @@ class LedgerEntry:
     run_id: str = ""
     bronze_version: int | None = None  # the bronze commit that landed it (None: no bronze commit was needed)
     rejects_run: str | None = None  # the _rejects run_id=<run> folder that holds its rejects
-    source_version: int | None = None  # change logs: the source commit that added this data file
+    cursor: str | None = None  # JSON: where the unit sits in an ordered source, e.g. {"version": 7}
     recorded_at: datetime | None = None
+
+    @property
+    def source_version(self) -> int | None:
+        """A change log's unit: the source commit that added it."""
+        return cursor_version(self.cursor)
 
     @property
     def order(self) -> tuple[int, int, int]:

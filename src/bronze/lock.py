@@ -79,6 +79,19 @@ def _read_lease(spark: SparkSession | None, path: str) -> dict | None:
         return None
 
 
+def _release(held: RunLock | RunLease, unlink: str | None) -> None:
+    """Give up a held flock (removing its file first, if named) or stop a lease's heartbeat (deleting it)."""
+    if held.fd is not None:
+        if unlink:
+            os.unlink(unlink)
+        fcntl.flock(held.fd, fcntl.LOCK_UN)
+        os.close(held.fd)
+        held.fd = None
+    if held.heartbeat is not None:
+        held.heartbeat.close()
+        held.heartbeat = None
+
+
 class RunLock:
     """Context manager: the lake's exclusive run lock (a no-op with ``enabled=False``)."""
 
@@ -159,13 +172,7 @@ class RunLock:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-        if self.heartbeat is not None:
-            self.heartbeat.close()
-            self.heartbeat = None
+        _release(self, None)
 
 
 def lease_path(lake: str, run_id: str) -> str:
@@ -196,14 +203,7 @@ class RunLease:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.fd is not None:
-            os.unlink(fs.local_path(self.path))
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-        if self.heartbeat is not None:
-            self.heartbeat.close()
-            self.heartbeat = None
+        _release(self, fs.local_path(self.path))
 
 
 def run_alive(spark: SparkSession | None, lake: str, run_id: str) -> bool:

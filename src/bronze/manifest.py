@@ -1,7 +1,9 @@
 """The DuckDB manifest on the driver: a queryable index of the lake's ledger (:mod:`bronze.ledger`).
 
 Tables: ``manifest_processed_files`` (one row per source path: its latest ledger entry), ``runs`` (one row per
-run, with the summary as JSON), ``watermarks`` (last ingested source version of Delta change logs),
+run, with the summary as JSON), ``watermarks`` (where an ordered source stands: its ``cursor`` as JSON, a
+Delta change log's last ingested version ``{"version": 7}`` also as ``source_version``; later a database
+watermark, an API cursor, Kafka offsets),
 ``parquet_mirror`` (the Delta version each Parquet output follows) and ``index_state`` (which lake and which
 ledger version it indexes). Everything here can be rebuilt from the lake (:mod:`bronze.index`).
 """
@@ -21,11 +23,12 @@ import duckdb
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo, is_local, local_path
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
+from bronze.units import cursor_version, version_cursor
 
 logger = logging.getLogger(__name__)
 
 CHANGED = "changed"  # index only: a known path whose content changed (reported, not ingested)
-SCHEMA_VERSION = "2"  # 1: before the ledger (rows written by the run itself)
+SCHEMA_VERSION = "3"  # 1: before the ledger (rows written by the run itself); 2: no cursor column
 INSERT_CHUNK = 1000  # rows per INSERT statement
 FILE_COLUMNS = (
     "src_path",
@@ -43,7 +46,7 @@ FILE_COLUMNS = (
     "unit_id",
     "generation",
     "bronze_version",
-    "source_version",
+    "cursor",
     "rejects_run",
     "rejected",
 )
@@ -65,7 +68,7 @@ CREATE TABLE IF NOT EXISTS manifest_processed_files (
     unit_id        VARCHAR,
     generation     BIGINT,
     bronze_version BIGINT,
-    source_version BIGINT,
+    cursor         JSON,
     rejects_run    VARCHAR,
     rejected       JSON
 );
@@ -90,7 +93,8 @@ CREATE TABLE IF NOT EXISTS parquet_mirror (
 );
 CREATE TABLE IF NOT EXISTS watermarks (
     table_name     VARCHAR PRIMARY KEY,
-    source_version BIGINT NOT NULL,
+    source_version BIGINT,
+    cursor         JSON NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL,
     run_id         VARCHAR NOT NULL
 );
@@ -227,7 +231,7 @@ class Manifest:
 
     def upsert(self, entries: Iterable[LedgerEntry]) -> int:
         """Index ledger entries: a path keeps its latest entry (generation, then a removal after its landing).
-        Returns how many rows changed. Also moves change-log watermarks."""
+        Returns how many rows changed. Also moves the cursors of ordered sources."""
         latest: dict[str, LedgerEntry] = {}
         for e in entries:
             if e.src_path not in latest or latest[e.src_path].order <= e.order:
@@ -261,7 +265,7 @@ class Manifest:
                     e.unit_id,
                     e.generation,
                     e.bronze_version,
-                    e.source_version,
+                    e.cursor,
                     e.rejects_run,
                     json.dumps(e.rejected, sort_keys=True),
                 )
@@ -271,8 +275,8 @@ class Manifest:
         for table, version, run_id in {
             (e.table_name, e.source_version, e.run_id) for e in fresh if e.source_version is not None
         }:
-            if version > self.watermark(table):
-                self.set_watermark(table, version, run_id)
+            if version > self.source_version(table):
+                self.set_cursor(table, version_cursor(version), run_id)
         return len(fresh)
 
     def _insert_files(self, rows: list[tuple]) -> None:
@@ -297,7 +301,7 @@ class Manifest:
         """The indexed ledger entries of some paths of a table."""
         rows = self.con.execute(
             "SELECT table_name, unit_id, src_path, size_bytes, mtime_ms, checksum, coalesce(generation, 0), status, "
-            "source_version FROM manifest_processed_files WHERE table_name = ? AND src_path IN (SELECT unnest(?))",
+            "cursor FROM manifest_processed_files WHERE table_name = ? AND src_path IN (SELECT unnest(?))",
             [table, list(paths)],
         ).fetchall()
         return [
@@ -311,7 +315,7 @@ class Manifest:
                 checksum=r[5],
                 generation=r[6],
                 status=r[7],
-                source_version=r[8],
+                cursor=r[8],
             )
             for r in rows
         ]
@@ -329,15 +333,25 @@ class Manifest:
             [CHANGED, list(paths)],
         )
 
-    # --- watermarks and the Parquet mirror ----------------------------------------------------------
+    # --- cursors of ordered sources and the Parquet mirror --------------------------------------------
 
-    def watermark(self, table: str) -> int:
-        """The last source version ingested for a Delta source (-1: none)."""
-        row = self.con.execute("SELECT source_version FROM watermarks WHERE table_name = ?", [table]).fetchone()
-        return int(row[0]) if row else -1
+    def cursor(self, table: str) -> str | None:
+        """Where an ordered source stands (JSON), None before its first unit."""
+        row = self.con.execute(
+            "SELECT CAST(cursor AS VARCHAR) FROM watermarks WHERE table_name = ?", [table]
+        ).fetchone()
+        return str(row[0]) if row else None
 
-    def set_watermark(self, table: str, version: int, run_id: str) -> None:
-        self.con.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, now(), ?)", [table, version, run_id])
+    def source_version(self, table: str) -> int:
+        """The last source version ingested for a change log (-1: none)."""
+        version = cursor_version(self.cursor(table))
+        return -1 if version is None else version
+
+    def set_cursor(self, table: str, cursor: str, run_id: str) -> None:
+        self.con.execute(
+            "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, now(), ?)",
+            [table, cursor_version(cursor), cursor, run_id],
+        )
 
     def set_mirrored_version(self, table: str, version: int) -> None:
         self.con.execute("INSERT OR REPLACE INTO parquet_mirror VALUES (?, ?, now())", [table, version])

@@ -35,15 +35,13 @@ from bronze.report import summary_dict
 from bronze.results import FileResult, RunResult, TableResult, file_results, new_run_id
 from bronze.rows import count_by_file, tag_rows
 from bronze.session import session_conf
-from bronze.sources import read_units, unread_checksum
-from bronze.sources.base import SourceFrame
-from bronze.sources.delta_changes import COMMIT_VERSION, read_delta_changes
-from bronze.units import DELTA_FILE, FILE, Unit, source_version_app_id, unit_app_id, unit_id
+from bronze.sources import source_for, unread_checksum
+from bronze.sources.base import Candidate, Discovery, SourceFrame
+from bronze.units import Unit, source_version_app_id, unit_app_id, unit_id
 from bronze.writers import LakePaths, purge_rejects
 
 logger = logging.getLogger(__name__)
 
-FILE_FORMATS = ("csv", "json", "parquet", "xlsx")
 PLAN_ATTEMPTS = 3  # a table re-planned after losing a conflict to another driver, at most this often
 
 
@@ -146,12 +144,11 @@ def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
         result.files.extend(recover(ctx.spark, table, ctx.paths, ctx.manifest, ctx.result.run_id))
         catch_up_ledger(ctx, table)
         sync_parquet_mirror(ctx.spark, ctx.paths.delta(table.name), ctx.paths.parquet(table.name))
-        if ctx.job.reprocess and table.format in FILE_FORMATS:
+        if ctx.job.reprocess and table.format != "delta":
             reprocess(ctx, table)
-    plan = _plan_delta_source if table.format == "delta" else _plan_files
     for attempt in range(1, PLAN_ATTEMPTS + 1):
         try:
-            result.files.extend(plan(ctx, table, result))
+            result.files.extend(_plan(ctx, table, result))
             break
         except BatchConflictError as exc:
             logger.warning("%s: %s; batch undone, planning again (attempt %d)", table.name, exc, attempt + 1)
@@ -175,45 +172,56 @@ def _land_units(ctx: Run, table: TableConfig, units: list[Unit], src: SourceFram
         raise
 
 
-def _plan_files(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]:
-    spark, job, manifest = ctx.spark, ctx.job, ctx.manifest
-    listed = fs.list_files(spark, job.raw, table.source)
-    triage = manifest.triage(listed, lambda f: unread_checksum(f) if f.problem else fs.checksum(spark, f.path))
-    result.files_skipped, result.files_changed = len(triage.skipped), len(triage.changed)
-    out: list[FileResult] = []
-    for f in triage.changed:
-        logger.warning("%s: %s changed since it was ingested; not re-ingested (use --reprocess)", table.name, f.path)
-    if triage.changed and ctx.writing:
-        manifest.mark_changed(f.path for f in triage.changed)
-    for f, seen in triage.failed_before:
-        error = f"{seen.error} (unchanged since run {seen.run_id})"
-        out.append(FileResult(f.path, status=FAILED, error=error, reported_again=True))
-    new = triage.new
-    if new and table.format not in FILE_FORMATS:
+def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]:
+    """The table's source discovers its units; the new ones (by fingerprint for a listing, after the cursor
+    for an ordered source) not landed by another run meanwhile are read in one Spark job and landed."""
+    spark, manifest = ctx.spark, ctx.manifest
+    source = source_for(table)
+    if source is None:
         result.note = f"format {table.format!r} not supported yet"
-        logger.warning("%s: %s; %d files left for a later run", table.name, result.note, len(new))
-        new = []
+        logger.warning("%s: %s; its units are left for a later run", table.name, result.note)
+        return []
+    after = manifest.cursor(table.name) if source.ordered else None
+    try:
+        found = source.discover(spark, table, ctx.job.raw, after)
+    except SourceError as exc:
+        logger.error("%s: %s", table.name, exc)
+        where = fs.qualify(fs.join(ctx.job.raw, table.source))
+        return [FileResult(where, status=FAILED, error=f"SOURCE_ERROR: {exc}", reported_again=True)]
+    out: list[FileResult] = []
+    if source.ordered:
+        candidates, generations = list(found.units), {c.info.path: 0 for c in found.units}
+        if not candidates and found.cursor != after and ctx.writing:
+            logger.info("%s: source moved to %s without new data files", table.name, found.cursor)
+            manifest.set_cursor(table.name, found.cursor or "{}", ctx.result.run_id)
+    else:
+        candidates, generations = _triage(ctx, table, result, found, out)
     units = [
-        Unit(unit_id(table.name, f.path), FILE, f.path, f.size, f.mtime_ms, None, triage.generations[f.path])
-        for f in new
+        Unit(
+            unit_id(table.name, c.info.path),
+            source.kind,
+            c.info.path,
+            c.info.size,
+            c.info.mtime_ms,
+            None,
+            generations[c.info.path],
+            cursor=c.cursor,
+        )
+        for c in candidates
     ]
-    # The index may be behind another driver that landed some of them: the bronze log itself says.
-    landed = deltalog.txn_versions(spark, ctx.paths.delta(table.name), [unit_app_id(u.unit_id) for u in units])
-    elsewhere = [u for u in units if landed.get(unit_app_id(u.unit_id), -1) >= u.generation]
-    if elsewhere:
-        logger.warning("%s: %d new files were landed by another run meanwhile: skipped", table.name, len(elsewhere))
-        result.files_skipped += len(elsewhere)
-        units = [u for u in units if u not in elsewhere]
-    logger.info("%s: %d files listed, %d new, %d skipped", table.name, len(listed), len(units), result.files_skipped)
+    units = _not_landed_elsewhere(ctx, table, result, units)
+    logger.info(
+        "%s: %d units found, %d new, %d skipped", table.name, len(found.units), len(units), result.files_skipped
+    )
     if not units:
         return out
-    by_path = {f.path: f for f in new}
-    src = read_units(spark, table, [by_path[u.path] for u in units])
+    chosen = {u.path for u in units}
+    src = source.read(spark, table, found, [c for c in candidates if c.info.path in chosen])
     # Text units were checksummed while their bytes were scanned; refused ones are never opened.
     units = [
         replace(
             u,
-            checksum=src.checksums.get(u.path) or fs.checksum(spark, u.path),
+            checksum=src.checksums.get(u.path) or (None if source.ordered else fs.checksum(spark, u.path)),
             error=src.failed.get(u.path),
             raw=src.failed_raw.get(u.path),
         )
@@ -222,54 +230,43 @@ def _plan_files(ctx: Run, table: TableConfig, result: TableResult) -> list[FileR
     return out + _land_units(ctx, table, units, src)
 
 
-def _plan_delta_source(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]:
-    """A Delta change log: the rows its commits appended after the watermark, MERGEd (or appended)."""
+def _triage(
+    ctx: Run, table: TableConfig, result: TableResult, found: Discovery, out: list[FileResult]
+) -> tuple[list[Candidate], dict[str, int]]:
+    """A listing against the index: new (or fixed, or reprocessed) units, with the generation each lands
+    as; changed and failed-before ones are reported (into ``out``)."""
     spark, manifest = ctx.spark, ctx.manifest
-    source = fs.join(ctx.job.raw, table.source)
-    after = manifest.watermark(table.name)
-    try:
-        changes = read_delta_changes(spark, table, source, after)
-    except SourceError as exc:
-        logger.error("%s: %s", table.name, exc)
-        return [FileResult(fs.qualify(source), status=FAILED, error=f"SOURCE_ERROR: {exc}", reported_again=True)]
-    if changes is None:
-        logger.info("%s: no source commit after version %d", table.name, after)
-        return []
-    if not changes.files:
-        logger.info("%s: versions %d..%d add no data files", table.name, after + 1, changes.to_version)
-        if ctx.writing:
-            manifest.set_watermark(table.name, changes.to_version, ctx.result.run_id)
-        return []
-    versions = sorted(set(changes.file_versions.values()))
-    merged = deltalog.txn_versions(
-        spark, ctx.paths.delta(table.name), [source_version_app_id(table.name, v) for v in versions]
-    )
-    done = {v for v in versions if merged.get(source_version_app_id(table.name, v), -1) >= 0}
-    frame, files = changes.frame, list(changes.files)
-    if done:  # merged by another run whose ledger entries this index has not seen yet
-        logger.warning("%s: source versions %s were merged by another run meanwhile: skipped", table.name, sorted(done))
-        files = [f for f in files if changes.file_versions[f.path] not in done]
-        parts = tuple(replace(p, df=p.df.where(~F.col(COMMIT_VERSION).isin(sorted(done)))) for p in frame.parts)
-        frame = replace(frame, parts=parts)
-        result.files_skipped += len(changes.files) - len(files)
-    if not files:
-        return []
-    logger.info("%s: reading versions %d..%d (%d data files)", table.name, after + 1, changes.to_version, len(files))
-    # A source data file is immutable: the commit that added it identifies its content.
-    units = [
-        Unit(
-            unit_id(table.name, f.path),
-            DELTA_FILE,
-            f.path,
-            f.size,
-            f.mtime_ms,
-            f"delta-v{changes.file_versions[f.path]}",
-            0,
-            source_version=changes.file_versions[f.path],
-        )
-        for f in files
-    ]
-    return _land_units(ctx, table, units, frame)
+    listed = [c.info for c in found.units]
+    triage = manifest.triage(listed, lambda f: unread_checksum(f) if f.problem else fs.checksum(spark, f.path))
+    result.files_skipped, result.files_changed = len(triage.skipped), len(triage.changed)
+    for f in triage.changed:
+        logger.warning("%s: %s changed since it was ingested; not re-ingested (use --reprocess)", table.name, f.path)
+    if triage.changed and ctx.writing:
+        manifest.mark_changed(f.path for f in triage.changed)
+    for f, seen in triage.failed_before:
+        error = f"{seen.error} (unchanged since run {seen.run_id})"
+        out.append(FileResult(f.path, status=FAILED, error=error, reported_again=True))
+    new = {f.path for f in triage.new}
+    return [c for c in found.units if c.info.path in new], triage.generations
+
+
+def _not_landed_elsewhere(ctx: Run, table: TableConfig, result: TableResult, units: list[Unit]) -> list[Unit]:
+    """The index may be behind another driver that landed some units: the bronze log itself says (a unit's
+    transaction id, or for a MERGEd change log the source commit's)."""
+    delta_path = ctx.paths.delta(table.name)
+    if table.merge:
+        versions = sorted({u.source_version for u in units if u.source_version is not None})
+        ids = {v: source_version_app_id(table.name, v) for v in versions}
+        merged = deltalog.txn_versions(ctx.spark, delta_path, list(ids.values()))
+        done = {v for v, a in ids.items() if merged.get(a, -1) >= 0}
+        elsewhere = [u for u in units if u.source_version in done]
+    else:
+        landed = deltalog.txn_versions(ctx.spark, delta_path, [unit_app_id(u.unit_id) for u in units])
+        elsewhere = [u for u in units if landed.get(unit_app_id(u.unit_id), -1) >= u.generation]
+    if elsewhere:
+        logger.warning("%s: %d new units were landed by another run meanwhile: skipped", table.name, len(elsewhere))
+        result.files_skipped += len(elsewhere)
+    return [u for u in units if u not in elsewhere]
 
 
 def run(

@@ -37,6 +37,17 @@ def source_version_app_id(table: str, version: int) -> str:
     return f"bronze:{table}:src-v{version}"
 
 
+def version_cursor(version: int) -> str:
+    """The cursor of a change log's unit (the source commit that added it) or position."""
+    return json.dumps({"version": version})
+
+
+def cursor_version(cursor: str | None) -> int | None:
+    """The source version a cursor names (None: no cursor, or one that is not a version)."""
+    value = json.loads(cursor).get("version") if cursor else None
+    return int(value) if value is not None else None
+
+
 @dataclass(frozen=True)
 class Unit:
     """A unit planned into a batch, as written ahead in the batch's staging folder (``batch.json``)."""
@@ -50,7 +61,12 @@ class Unit:
     generation: int
     error: str | None = None  # "<CODE>: <detail>" when it failed before any row was read
     raw: str | None = None  # what a failed unit's reject entry keeps (base64 bytes, a lone header line)
-    source_version: int | None = None  # Delta change log: the commit that added this data file
+    cursor: str | None = None  # JSON: where the unit sits in an ordered source, e.g. {"version": 7}
+
+    @property
+    def source_version(self) -> int | None:
+        """A change log's unit: the source commit that added it."""
+        return cursor_version(self.cursor)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,40 +1,23 @@
 """Sources: one module per source kind behind one interface (:class:`bronze.sources.base.Source`).
 
-:func:`read_units` is what the pipeline calls: units that must not be read at all (a symlink leaving --raw)
-fail here without a byte being opened; the rest go to the format's source in one Spark read.
+:func:`source_for` is what the pipeline calls: files by format (:mod:`bronze.sources.files`) and Delta change
+logs (:mod:`bronze.sources.delta_changes`); a database, an API or Kafka adds one module and one entry here.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
-
 from bronze.config import TableConfig
-from bronze.fs import FileInfo
-from bronze.reasons import UNREADABLE_FILE, failure
-from bronze.sources.base import Source, SourceFrame, merge_frames
-from bronze.sources.csv_files import read_csv
-from bronze.sources.json_lines import read_json_lines
-from bronze.sources.parquet_files import read_parquet
-from bronze.sources.xlsx_files import read_xlsx
+from bronze.sources.base import Source
+from bronze.sources.delta_changes import DeltaChangeSource
+from bronze.sources.files import FORMAT_READERS, FileSource, unread_checksum
 
-FILE_SOURCES: dict[str, Source] = {"csv": read_csv, "json": read_json_lines, "parquet": read_parquet, "xlsx": read_xlsx}
+__all__ = ["Source", "source_for", "unread_checksum"]
 
 
-def unread_checksum(unit: FileInfo) -> str:
-    """The identity of a unit that is never opened (its checksum would mean reading it)."""
-    return f"unread:{unit.size}-{unit.mtime_ms}"
-
-
-def read_units(spark: SparkSession, table: TableConfig, units: list[FileInfo]) -> SourceFrame:
-    """All new units of a file table: refused ones failed as they are, the others read in one Spark read."""
-    refused = [u for u in units if u.problem]
-    readable = [u for u in units if not u.problem]
-    frames = [
-        SourceFrame(
-            failed={u.path: failure(UNREADABLE_FILE, u.problem or "") for u in refused},
-            checksums={u.path: unread_checksum(u) for u in refused},
-        )
-    ]
-    if readable:
-        frames.append(FILE_SOURCES[table.format](spark, table, readable))
-    return merge_frames(*frames)
+def source_for(table: TableConfig) -> Source | None:
+    """The source of a table's format (None: a format not supported yet)."""
+    if table.format == "delta":
+        return DeltaChangeSource()
+    if table.format in FORMAT_READERS:
+        return FileSource()
+    return None

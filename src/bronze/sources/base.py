@@ -9,7 +9,7 @@ writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,10 +49,47 @@ class SourceFrame:
     checksums: Mapping[str, str] = field(default_factory=dict)
 
 
-class Source(Protocol):
-    """A source kind: reads all new units of a table in one Spark job (no job per unit)."""
+class FormatReader(Protocol):
+    """One file format: reads all new units of a table in one Spark job (no job per unit)."""
 
     def __call__(self, spark: SparkSession, table: TableConfig, units: list[FileInfo]) -> SourceFrame: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A unit a source found. Its key is its path (with the table: the unit id); its fingerprint is its size
+    and mtime (plus the content checksum once read); its cursor (JSON) says where it sits in an ordered
+    source: a change log's commit ``{"version": 7}``, later a timestamp or a partition's offset."""
+
+    info: FileInfo
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What a source found: its candidate units and, for an ordered source, where it stands after them."""
+
+    units: tuple[Candidate, ...]
+    cursor: str | None = None
+    # Rows of all the candidates, where finding them already meant planning the read (a change log).
+    frame: SourceFrame | None = None
+
+
+class Source(Protocol):
+    """A source kind (files by format, a Delta change log; later a database, an API, Kafka).
+
+    ``ordered`` sources hand out the units after a cursor (the manifest's, rebuilt from the ledger); the
+    others list every unit they hold, which the pipeline triages by fingerprint against the index. Either way
+    the chosen units are read in one Spark job into a :class:`SourceFrame`."""
+
+    kind: str  # the ledger's kind of its units
+    ordered: bool
+
+    def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery: ...
+
+    def read(
+        self, spark: SparkSession, table: TableConfig, found: Discovery, units: Sequence[Candidate]
+    ) -> SourceFrame: ...
 
 
 def string_schema(schema: StructType, with_corrupt: bool = True) -> StructType:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from pyspark.sql import SparkSession
@@ -14,9 +14,10 @@ from bronze import deltalog
 from bronze.columns import COMMIT_VERSION, CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.errors import SourceError
-from bronze.fs import FileInfo, qualify
-from bronze.sources.base import RawPart, SourceFrame, java_error, with_src_file
+from bronze.fs import FileInfo, join, qualify
+from bronze.sources.base import Candidate, Discovery, RawPart, SourceFrame, java_error, with_src_file
 from bronze.sources.parquet_files import schema_problems
+from bronze.units import DELTA_FILE, cursor_version, version_cursor
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,30 @@ def read_delta_changes(spark: SparkSession, table: TableConfig, path: str, after
         raw.alias("_row_json"),
     )
     return DeltaChanges(SourceFrame((RawPart(out, F.col("_row_json")),)), files, versions, latest)
+
+
+class DeltaChangeSource:
+    """A Delta table's change log: its units are the data files commits appended after the cursor (the last
+    ingested source version), each with the cursor of the commit that added it."""
+
+    kind = DELTA_FILE
+    ordered = True
+
+    def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery:
+        version = cursor_version(after)
+        changes = read_delta_changes(spark, table, join(raw, table.source), -1 if version is None else version)
+        if changes is None:
+            return Discovery((), after)
+        units = tuple(Candidate(f, version_cursor(changes.file_versions[f.path])) for f in changes.files)
+        return Discovery(units, version_cursor(changes.to_version), changes.frame)
+
+    def read(
+        self, spark: SparkSession, table: TableConfig, found: Discovery, units: Sequence[Candidate]
+    ) -> SourceFrame:
+        """The discovered rows of these units' commits (all of them unless some were landed elsewhere)."""
+        frame = found.frame or SourceFrame()
+        versions = sorted({cursor_version(u.cursor) for u in units})
+        if len(units) == len(found.units):
+            return frame
+        parts = tuple(replace(p, df=p.df.where(F.col(COMMIT_VERSION).isin(versions))) for p in frame.parts)
+        return replace(frame, parts=parts)
