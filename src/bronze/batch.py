@@ -30,6 +30,7 @@ from bronze.columns import AUDIT_COLUMNS, REJECT_COLUMNS, REJECT_SCHEMA, VALID
 from bronze.config import TableConfig
 from bronze.crashpoints import crash_point
 from bronze.errors import ConservationError, DirectCommitError, UnitConflictError
+from bronze.index import record_entries
 from bronze.ledger import FAILED, LedgerEntry
 from bronze.manifest import Manifest
 from bronze.merge import merge_batches
@@ -370,10 +371,8 @@ def land(
         write_rejects(rejects, paths, table.name, batch.run_id)
         crash_point("after_rejects")
         logger.info("%s: %d rejected rows -> %s", table.name, rejected_rows, paths.rejects(table.name, "parquet"))
-    ledger.append(spark, paths.lake, entries, f"ledger:{table.name}:{batch.run_id}")
-    crash_point("after_ledger")
-    if index is not None:
-        index.upsert(entries)
+    txn = f"ledger:{table.name}:{batch.run_id}"
+    record_entries(spark, index, paths.lake, entries, txn, lambda: crash_point("after_ledger"))
     crash_point("after_manifest")
     fs.delete(spark, staging)
     return results

@@ -15,11 +15,12 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 
 import duckdb
 from pyspark.sql import SparkSession
 
-from bronze import fs, ledger
+from bronze import deltalog, fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
 from bronze.manifest import DDL, SCHEMA_VERSION, Manifest
 from bronze.mirror import MARKER
@@ -149,6 +150,31 @@ def sync(spark: SparkSession, manifest: Manifest, lake: str) -> None:
             version,
             changed,
         )
+
+
+def record_entries(
+    spark: SparkSession,
+    manifest: Manifest | None,
+    lake: str,
+    entries: list[LedgerEntry],
+    txn_app_id: str,
+    after_append: Callable[[], None] = lambda: None,
+) -> None:
+    """Append entries to the ledger, then index them. Where only this append came in between, the index
+    stays current with the ledger, so the next run's sync has nothing to read."""
+    if not entries:
+        return
+    path = ledger.ledger_path(lake)
+    before = deltalog.latest_version(spark, path)
+    ledger.append(spark, lake, entries, txn_app_id)
+    after_append()
+    if manifest is None:
+        return
+    manifest.upsert(entries)
+    start = -1 if before is None else before
+    after = deltalog.latest_version(spark, path)
+    if int(manifest.state("ledger_version") or "-1") == start and after == start + 1:
+        manifest.set_state("ledger_version", str(after))
 
 
 class ManifestFile:

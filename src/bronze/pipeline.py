@@ -89,8 +89,7 @@ def catch_up_ledger(ctx: Run, table: TableConfig) -> None:
     after = max(manifest.last_bronze_version(table.name), scanned)
     entries = ledger.missing_from_ledger(spark, delta_path, after) if latest > after else []
     if entries:
-        ledger.append(spark, ctx.job.lake, entries, f"ledger:{table.name}:bronze-v{latest}")
-        manifest.upsert(entries)
+        index.record_entries(spark, manifest, ctx.job.lake, entries, f"ledger:{table.name}:bronze-v{latest}")
         logger.warning(
             "%s: the ledger was behind the bronze table (versions %d..%d): %d entries added",
             table.name,
@@ -131,8 +130,7 @@ def reprocess(ctx: Run, table: TableConfig) -> None:
             DeltaTable.forPath(spark, delta_path).delete(F.col("src_filename").isin(targets))
         sync_parquet_mirror(spark, delta_path, ctx.paths.parquet(table.name))
     purge_rejects(spark, ctx.paths, table.name, targets)
-    ledger.append(spark, job.lake, removed, f"ledger:{table.name}:{run_id}:removed")
-    ctx.manifest.upsert(removed)
+    index.record_entries(spark, ctx.manifest, job.lake, removed, f"ledger:{table.name}:{run_id}:removed")
 
 
 def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
