@@ -28,7 +28,7 @@ from bronze.config import JobConfig, TableConfig
 from bronze.errors import SourceError
 from bronze.ledger import FAILED, REMOVED
 from bronze.lock import RunLease, RunLock, run_alive
-from bronze.manifest import Manifest, refresh_views
+from bronze.manifest import Manifest
 from bronze.mirror import sync_parquet_mirror
 from bronze.recovery import cleanup, recover
 from bronze.report import summary_dict
@@ -38,6 +38,7 @@ from bronze.session import session_conf
 from bronze.sources import source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery, SourceFrame
 from bronze.units import Unit, source_version_app_id, unit_app_id, unit_id
+from bronze.views import refresh_views
 from bronze.writers import LakePaths, purge_rejects
 
 logger = logging.getLogger(__name__)
