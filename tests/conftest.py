@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from servers import S3Server, s3_server
+from servers import PostgresServer, S3Server, postgres_server, s3_server
 
 from bronze.jars import ensure_jars
 from bronze.session import configure
@@ -37,7 +37,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT_DIR}/conf/log4j2.properties"
         )
     )
-    session = configure(builder, ensure_jars(groups=("s3",))).getOrCreate()
+    session = configure(builder, ensure_jars(groups=("s3", "jdbc"))).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -49,6 +49,13 @@ def s3(spark: SparkSession) -> Iterator[S3Server]:
         conf = spark.sparkContext._jsc.hadoopConfiguration()
         for key, value in server.hadoop_conf().items():
             conf.set(key, value)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL on 127.0.0.1 (TCP, password auth), stopped at the end of the session."""
+    with postgres_server() as server:
         yield server
 
 

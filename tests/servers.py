@@ -1,13 +1,18 @@
-"""Real servers for the tests, started on 127.0.0.1 from what the project's own set-up installed."""
+"""Real servers for the tests, started on 127.0.0.1 from what the project's own set-up installed: moto's S3 API
+server and PostgreSQL (the pgserver wheel's binaries)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,3 +93,84 @@ def s3_server() -> Iterator[S3Server]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """PostgreSQL 16 from the pgserver wheel (PyPI), on 127.0.0.1 with a password (TCP, as JDBC connects)."""
+
+    port: int
+    user: str
+    password: str
+    bin_dir: str
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:postgresql://127.0.0.1:{self.port}/postgres"
+
+    def sql(self, statements: str) -> str:
+        """Run SQL through the server's own psql; returns its output (fails loudly on an error)."""
+        where = ["-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "postgres"]
+        done = subprocess.run(
+            [f"{self.bin_dir}/psql", *where, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t", "-c", statements],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": self.password},
+            check=False,
+        )
+        if done.returncode:
+            raise RuntimeError(f"psql: expected success, found exit {done.returncode}: {done.stderr.strip()}")
+        return done.stdout
+
+
+def _as_unprivileged() -> list[str]:
+    """PostgreSQL refuses to run as root: under root, run it as nobody."""
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+
+
+@contextmanager
+def postgres_server(password: str = "bronze-test-pg-secret") -> Iterator[PostgresServer]:
+    with warnings.catch_warnings():  # its import asks platformdirs for a runtime dir that CI may not have
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH  # the binaries the wheel ships
+
+    bin_dir = str(POSTGRES_BIN_PATH)
+    root = tempfile.mkdtemp(prefix="bronze-pg-")
+    pwfile = os.path.join(root, "pw")
+    with open(pwfile, "w") as f:
+        f.write(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(root, "nobody", "nogroup")
+        shutil.chown(pwfile, "nobody", "nogroup")
+    data = os.path.join(root, "data")
+    auth = ["--auth=scram-sha-256", "-E", "UTF8", "--no-locale"]
+    subprocess.run(
+        [*_as_unprivileged(), f"{bin_dir}/initdb", "-D", data, "-U", "postgres", f"--pwfile={pwfile}", *auth],
+        capture_output=True,
+        check=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*_as_unprivileged(), f"{bin_dir}/postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port), "-k", root],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server = PostgresServer(port, "postgres", password, bin_dir)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.sql("SELECT 1")
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        yield server
+    finally:
+        proc.terminate()  # SIGTERM: PostgreSQL's smart shutdown
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(root, ignore_errors=True)

@@ -34,6 +34,8 @@ DEFAULT_PACKAGES = (
 # client pyspark 3.5 ships; it brings the AWS SDK bundle, 280 MB, so only runs that need it pay for it).
 GROUPS: dict[str, tuple[str, ...]] = {
     "s3": ("org.apache.hadoop:hadoop-aws:3.3.4",),
+    # PostgreSQL's JDBC driver, for jdbc tables and their tests.
+    "jdbc": ("org.postgresql:postgresql:42.7.14",),
 }
 GROUPS_ENV = "BRONZE_JAR_GROUPS"  # e.g. "s3": groups added to every run of spark-submit.sh
 
