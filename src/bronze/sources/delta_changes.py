@@ -121,8 +121,8 @@ class DeltaChangeSource:
     ) -> SourceFrame:
         """The discovered rows of these units' commits (all of them unless some were landed elsewhere)."""
         frame = found.frame or SourceFrame()
-        versions = sorted({cursor_version(u.cursor) for u in units})
         if len(units) == len(found.units):
             return frame
+        versions = sorted({cursor_version(u.cursor) for u in units})
         parts = tuple(replace(p, df=p.df.where(F.col(COMMIT_VERSION).isin(versions))) for p in frame.parts)
         return replace(frame, parts=parts)
