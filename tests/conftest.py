@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_app import ApiState, api_server
 from pyspark.sql import SparkSession
 from servers import PostgresServer, S3Server, postgres_server, s3_server
 
@@ -56,6 +57,13 @@ def s3(spark: SparkSession) -> Iterator[S3Server]:
 def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL on 127.0.0.1 (TCP, password auth), stopped at the end of the session."""
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def api() -> Iterator[tuple[str, ApiState]]:
+    """The tests' JSON API on 127.0.0.1 (tests/api_app.py): its base URL and the state tests change."""
+    with api_server() as server:
         yield server
 
 

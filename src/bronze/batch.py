@@ -102,6 +102,11 @@ class Batch:
         return Batch(doc["run_id"], doc["table"], datetime.fromisoformat(doc["ingestion_ts"]), units)
 
 
+def overwrites(table: TableConfig) -> bool:
+    """A full database load configured to replace the table each run (not snapshot-append)."""
+    return bool(table.jdbc and table.jdbc.load == "full" and table.jdbc.full_mode == "overwrite")
+
+
 def read_batch(spark: SparkSession, staging: str) -> Batch | None:
     text = fs.read_text(spark, fs.join(staging, BATCH_FILE))
     return Batch.from_json(text) if text else None
@@ -129,8 +134,10 @@ def make_plan(spark: SparkSession, table: TableConfig, staging: str, delta_path:
     valid files as written, except fragments and giants, which are rewritten toward the target size."""
     counts = staged_counts(spark, staging) if fs.exists(spark, fs.join(rows_dir(staging), "_SUCCESS")) else {}
     valid_rows = sum(by.get(None, 0) for by in counts.values())
-    if table.merge or not valid_rows:
+    if table.merge or (not valid_rows and not overwrites(table)):
         return CommitPlan(counts, [])
+    if overwrites(table):
+        return CommitPlan(counts, None)  # Delta's writer replaces the table's files in its one commit
     schema_json = staged_schema(spark, staging).json()
     why_not = direct_commit_problem(spark, table) or deltalog.why_not_committable(
         spark, delta_path, schema_json, table.partition_by
@@ -236,7 +243,7 @@ def append_batch(
         else:
             _fall_back_to_writer(spark, table, staging, plan, delta_path, problem)
     valid_rows = sum(by.get(None, 0) for by in plan.counts.values())
-    if not valid_rows:
+    if not valid_rows and not (overwrites(table) and deltalog.latest_version(spark, delta_path) is not None):
         return None  # the writer has no rows to append: the ledger alone records the units
     _append_with_writer(spark, table, staging, delta_path, app_id, metadata, valid_rows)
     version = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=50)
@@ -303,14 +310,19 @@ def _append_with_writer(
     valid_rows: int,
 ) -> None:
     """Delta's DataFrame writer appends the staged valid rows under the batch's transaction id (a repeat
-    is skipped by Delta itself)."""
+    is skipped by Delta itself); a full load in overwrite mode replaces the table with them."""
+    mode = "overwrite" if overwrites(table) else "append"
+    if not valid_rows:  # an empty snapshot still replaces the last one
+        empty = spark.read.format("delta").load(delta_path).limit(0)
+        write_delta(empty, delta_path, table, app_id, 0, metadata, mode)
+        return
     valid = read_staged(spark, staging, VALID).select(*bronze_columns(table, AUDIT_COLUMNS))
     data_bytes = fs.total_size(spark, rows_dir(staging, VALID))
     n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
     # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.
     valid = valid.repartition(n, *table.partition_by) if table.partition_by else valid.coalesce(n)
     max_records = rows_per_file(valid_rows, data_bytes, 2 * TARGET_FILE_BYTES)
-    write_delta(valid, delta_path, table, app_id, max_records, metadata)
+    write_delta(valid, delta_path, table, app_id, max_records, metadata, mode)
 
 
 def file_rejects_frame(spark: SparkSession, batch: Batch) -> DataFrame | None:

@@ -36,11 +36,22 @@ from pyspark.sql.types import (
 )
 
 from bronze.errors import ConfigError, SchemaError
+from bronze.source_config import (
+    HTTP_KEYS,
+    JDBC_KEYS,
+    SNAPSHOT_PARTITIONS,
+    HttpConfig,
+    JdbcConfig,
+    parse_http,
+    parse_jdbc,
+)
 from schemas.schemas import SCHEMAS
 
-FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
+FILE_FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
+FORMATS = (*FILE_FORMATS, "jdbc", "http")
 MULTILINE_CHOICES = ("auto", "true", "false")
 TABLE_KEYS = {"source", "format", "schema", "partition_by", "derived", "keys", "options", "merge", "multiline"}
+FORMAT_KEYS = {"jdbc": JDBC_KEYS, "http": HTTP_KEYS}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,9 @@ class TableConfig:
     merge: MergeConfig | None = None
     # CSV: "auto" reads a file with Spark's multi-line parser only where a quoted field spans a line break.
     multiline: str = "auto"
+    # Sources that are not files under --raw: a database table or query, an HTTP API entity.
+    jdbc: JdbcConfig | None = None
+    http: HttpConfig | None = None
 
     @property
     def not_null_columns(self) -> tuple[str, ...]:
@@ -213,16 +227,17 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     where = f"table {name!r}"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping, found {type(raw).__name__}")
-    unknown = set(raw) - TABLE_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    for key in ("source", "format", "schema"):
-        if not raw.get(key):
-            raise ConfigError(f"{where}: expected key {key!r}")
-    fmt = str(raw["format"]).lower()
+    fmt = str(raw.get("format") or "").lower()
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: expected format in {FORMATS}, found {fmt!r}")
-    source = str(raw["source"])
+    unknown = set(raw) - TABLE_KEYS - FORMAT_KEYS.get(fmt, set())
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)} for format {fmt}")
+    for key in ("schema",) if fmt in FORMAT_KEYS else ("source", "schema"):
+        if not raw.get(key):
+            raise ConfigError(f"{where}: expected key {key!r}")
+    # Not a path under --raw for a database or an API: the table's name stands for it.
+    source = str(raw.get("source") or name)
     if source.startswith("/") or "://" in source or ".." in source.replace("\\", "/").split("/"):
         raise ConfigError(f"{where}: expected a source path relative to --raw without '..', found {source!r}")
     multiline = str(raw.get("multiline", "auto")).lower()
@@ -232,8 +247,13 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         schema = resolve_schema(str(raw["schema"]))
     except SchemaError as exc:
         raise SchemaError(f"{where}: {exc}") from exc
+    jdbc = parse_jdbc(raw, where, schema.names) if fmt == "jdbc" else None
+    http = parse_http(raw, where, schema.names) if fmt == "http" else None
     derived = dict(raw.get("derived") or {})
     partition_by = _as_tuple(raw.get("partition_by"), f"{where}.partition_by")
+    if jdbc and jdbc.load == "full" and jdbc.full_mode == "snapshot_append" and raw.get("partition_by") is None:
+        derived = {**SNAPSHOT_PARTITIONS, **derived}
+        partition_by = tuple(SNAPSHOT_PARTITIONS)
     known = set(schema.names) | set(derived)
     missing = [c for c in partition_by if c not in known]
     if missing:
@@ -265,6 +285,8 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         options=options,
         merge=merge,
         multiline=multiline,
+        jdbc=jdbc,
+        http=http,
     )
 
 

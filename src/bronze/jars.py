@@ -56,14 +56,35 @@ def ivy_dir(project_dir: Path = PROJECT_DIR, group: str = "core") -> Path:
 
 
 def groups_for(args: list[str]) -> list[str]:
-    """The optional groups a run needs: s3 when a path is an s3a:// URI, plus those named in BRONZE_JAR_GROUPS."""
+    """The optional groups a run needs: s3 when a path is an s3a:// URI, jdbc when its conf has a jdbc table,
+    plus those named in BRONZE_JAR_GROUPS."""
     wanted = [g.strip() for g in os.environ.get(GROUPS_ENV, "").split(",") if g.strip()]
     if any("s3a://" in a or "s3://" in a for a in args):
         wanted.append("s3")
+    if _conf_has_jdbc(args):
+        wanted.append("jdbc")
     unknown = [g for g in wanted if g not in GROUPS]
     if unknown:
         raise JarResolutionError(f"expected jar groups among {sorted(GROUPS)} in {GROUPS_ENV}, found {unknown}")
     return list(dict.fromkeys(wanted))
+
+
+def _conf_has_jdbc(args: list[str]) -> bool:
+    """Whether the run's conf (``--config``, else conf/bronze.yaml) has a jdbc table (it needs the driver)."""
+    import yaml
+
+    path = PROJECT_DIR / "conf" / "bronze.yaml"
+    for i, a in enumerate(args):
+        if a == "--config" and i + 1 < len(args):
+            path = Path(args[i + 1])
+        elif a.startswith("--config="):
+            path = Path(a.split("=", 1)[1])
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the job itself reports a bad conf (exit 2)
+    tables = doc.get("tables") if isinstance(doc, dict) else None
+    return isinstance(tables, dict) and any(isinstance(t, dict) and t.get("format") == "jdbc" for t in tables.values())
 
 
 def _spark_home() -> Path:

@@ -23,12 +23,12 @@ import duckdb
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
-from bronze.units import cursor_version, version_cursor
+from bronze.units import cursor_value, cursor_version, version_cursor
 
 logger = logging.getLogger(__name__)
 
 CHANGED = "changed"  # index only: a known path whose content changed (reported, not ingested)
-SCHEMA_VERSION = "3"  # 1: before the ledger (rows written by the run itself); 2: no cursor column
+SCHEMA_VERSION = "4"  # 1: before the ledger (rows written by the run itself); 2: no cursor; 3: no watermark value
 INSERT_CHUNK = 1000  # rows per INSERT statement
 FILE_COLUMNS = (
     "src_path",
@@ -96,13 +96,28 @@ CREATE TABLE IF NOT EXISTS watermarks (
     source_version BIGINT,
     cursor         JSON NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL,
-    run_id         VARCHAR NOT NULL
+    run_id         VARCHAR NOT NULL,
+    value          VARCHAR
 );
 CREATE TABLE IF NOT EXISTS index_state (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
+CREATE OR REPLACE VIEW extracted_ranges AS
+SELECT run_id, table_name,
+       json_extract_string(cursor, '$.column') AS column_name,
+       json_extract_string(cursor, '$.from') AS range_from,
+       json_extract_string(cursor, '$.to') AS range_to,
+       count(*) AS units, sum(row_count) AS rows, sum(valid_count) AS valid, sum(reject_count) AS rejected,
+       max(processed_at) AS processed_at
+FROM manifest_processed_files
+WHERE json_extract_string(cursor, '$.column') IS NOT NULL AND status <> 'removed'
+GROUP BY ALL;
 """
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -277,7 +292,23 @@ class Manifest:
         }:
             if version > self.source_version(table):
                 self.set_cursor(table, version_cursor(version), run_id)
+        self._move_range_cursors(fresh)
         return len(fresh)
+
+    def _move_range_cursors(self, entries: list[LedgerEntry]) -> None:
+        """A range source (database watermark, API cursor) stands where its latest landed range ends: ranges
+        land in order (each starts where the last one ended), so the latest run's wins."""
+        latest: dict[str, LedgerEntry] = {}
+        for e in entries:
+            if cursor_value(e.cursor) is None or e.status == FAILED:
+                continue
+            seen = latest.get(e.table_name)
+            if seen is None or (e.run_id, e.bronze_version or -1) > (seen.run_id, seen.bronze_version or -1):
+                latest[e.table_name] = e
+        for table, e in latest.items():
+            row = self.con.execute("SELECT run_id FROM watermarks WHERE table_name = ?", [table]).fetchone()
+            if row is None or e.run_id >= row[0]:
+                self.set_cursor(table, e.cursor or "{}", e.run_id)
 
     def _insert_files(self, rows: list[tuple]) -> None:
         # Multi-row statements: executemany costs milliseconds a row (a minute for 10,000 files).
@@ -349,8 +380,8 @@ class Manifest:
 
     def set_cursor(self, table: str, cursor: str, run_id: str) -> None:
         self.con.execute(
-            "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, now(), ?)",
-            [table, cursor_version(cursor), cursor, run_id],
+            "INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, now(), ?, ?)",
+            [table, cursor_version(cursor), cursor, run_id, cursor_value(cursor) or _str(cursor_version(cursor))],
         )
 
     def set_mirrored_version(self, table: str, version: int) -> None:

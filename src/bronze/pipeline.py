@@ -14,6 +14,7 @@ the ledger into an in-memory index and stops after counting.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import replace
@@ -24,7 +25,7 @@ from pyspark.sql import functions as F
 
 from bronze import deltalog, fs, index, ledger
 from bronze.batch import Batch, BatchConflictError, land, rollback, stage
-from bronze.config import JobConfig, TableConfig
+from bronze.config import FILE_FORMATS, JobConfig, TableConfig
 from bronze.errors import SourceError
 from bronze.ledger import FAILED, REMOVED
 from bronze.lock import RunLease, RunLock, run_alive
@@ -35,9 +36,9 @@ from bronze.report import summary_dict
 from bronze.results import FileResult, RunResult, TableResult, file_results, new_run_id
 from bronze.rows import count_by_file, tag_rows
 from bronze.session import session_conf
-from bronze.sources import source_for, unread_checksum
+from bronze.sources import RunInfo, Source, source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery, SourceFrame
-from bronze.units import Unit, source_version_app_id, unit_app_id, unit_id
+from bronze.units import Unit, cursor_value, source_version_app_id, unit_app_id, unit_id
 from bronze.views import refresh_views
 from bronze.writers import LakePaths, purge_rejects
 
@@ -143,7 +144,7 @@ def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
         result.files.extend(recover(ctx.spark, table, ctx.paths, ctx.manifest, ctx.result.run_id))
         catch_up_ledger(ctx, table)
         sync_parquet_mirror(ctx.spark, ctx.paths.delta(table.name), ctx.paths.parquet(table.name))
-        if ctx.job.reprocess and table.format != "delta":
+        if ctx.job.reprocess and table.format in FILE_FORMATS and table.format != "delta":
             reprocess(ctx, table)
     for attempt in range(1, PLAN_ATTEMPTS + 1):
         try:
@@ -174,19 +175,25 @@ def _land_units(ctx: Run, table: TableConfig, units: list[Unit], src: SourceFram
 def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]:
     """The table's source discovers its units; the new ones (by fingerprint for a listing, after the cursor
     for an ordered source) not landed by another run meanwhile are read in one Spark job and landed."""
-    spark, manifest = ctx.spark, ctx.manifest
-    source = source_for(table)
+    run_id = ctx.result.run_id
+    run = RunInfo(run_id, ctx.paths.landing(table.name, run_id), ctx.paths.delta(table.name), ctx.writing)
+    source = source_for(table, run)
     if source is None:
         result.note = f"format {table.format!r} not supported yet"
         logger.warning("%s: %s; its units are left for a later run", table.name, result.note)
         return []
-    after = manifest.cursor(table.name) if source.ordered else None
     try:
-        found = source.discover(spark, table, ctx.job.raw, after)
-    except SourceError as exc:
+        return _plan_source(ctx, table, result, source)
+    except SourceError as exc:  # the source as a whole cannot be read: the table fails, the others go on
         logger.error("%s: %s", table.name, exc)
-        where = fs.qualify(fs.join(ctx.job.raw, table.source))
+        where = source.location(table, ctx.job.raw)
         return [FileResult(where, status=FAILED, error=f"SOURCE_ERROR: {exc}", reported_again=True)]
+
+
+def _plan_source(ctx: Run, table: TableConfig, result: TableResult, source: Source) -> list[FileResult]:
+    spark, manifest = ctx.spark, ctx.manifest
+    after = manifest.cursor(table.name) if source.ordered else None
+    found = source.discover(spark, table, ctx.job.raw, after)
     out: list[FileResult] = []
     if source.ordered:
         candidates, generations = list(found.units), {c.info.path: 0 for c in found.units}
@@ -226,7 +233,26 @@ def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]
         )
         for u in units
     ]
-    return out + _land_units(ctx, table, units, src)
+    landed = _land_units(ctx, table, units, src)
+    if source.ordered:
+        result.ranges.extend(extracted_ranges(units, landed))
+        result.watermark = cursor_value(found.cursor)
+    return out + landed
+
+
+def extracted_ranges(units: list[Unit], landed: list[FileResult]) -> list[dict]:
+    """The cursor ranges a batch extracted (from, to, rows), e.g. a database watermark's or an API cursor's."""
+    rows = {f.path: f.rows_read for f in landed}
+    out: dict[tuple, dict] = {}
+    for u in units:
+        c = json.loads(u.cursor or "{}")
+        if "value" not in c:
+            continue  # not a range (a change log's commit)
+        key = (c.get("column"), c.get("from"), c.get("to"))
+        entry = out.setdefault(key, {"column": key[0], "from": key[1], "to": key[2], "rows": 0, "units": 0})
+        entry["rows"] += rows.get(u.path, 0)
+        entry["units"] += 1
+    return list(out.values())
 
 
 def _triage(

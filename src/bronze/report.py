@@ -28,6 +28,8 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
                 "rows_rejected": t.rows_rejected,
                 "seconds": round(t.seconds, 2),
                 "note": t.note,
+                "ranges": t.ranges,
+                "watermark": t.watermark,
                 "files": [
                     {
                         "path": f.path,
@@ -43,6 +45,12 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
             for t in result.tables
         ],
     }
+
+
+def _range(r: dict) -> str:
+    if r["to"] is None:
+        return "full snapshot"
+    return f"{r['column']} ({r['from'] if r['from'] is not None else 'start'}, {r['to']}]"
 
 
 def format_summary(result: RunResult) -> str:
@@ -91,6 +99,11 @@ def format_summary(result: RunResult) -> str:
         out.append("")
         out.append("failed files:")
         out += [f"  {table}: {f.path}: {f.error}" for table, f in problems]
+    ranges = [(t, r) for t in result.tables for r in t.ranges]
+    if ranges:
+        out.append("")
+        out.append("extracted ranges (from, to], rows; watermark now:")
+        out += [f"  {t.table}: {_range(r)}, {r['rows']} rows; now {t.watermark or '-'}" for t, r in ranges]
     notes = [f"  {t.table}: {t.note}" for t in result.tables if t.note]
     if notes:
         out.append("")

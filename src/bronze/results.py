@@ -41,6 +41,9 @@ class TableResult:
     seconds: float = 0.0
     files: list[FileResult] = field(default_factory=list)
     note: str | None = None
+    # Ordered sources: the ranges this run extracted ({column, from, to, rows, units}) and where it stands now.
+    ranges: list[dict] = field(default_factory=list)
+    watermark: str | None = None
 
     @property
     def rows_read(self) -> int:

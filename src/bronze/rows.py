@@ -30,7 +30,7 @@ from bronze.writers import bronze_columns
 
 
 def with_derived_columns(derived: Mapping[str, str]) -> Callable[[DataFrame], DataFrame]:
-    """Partition columns computed from contract columns (SQL expressions, evaluated in UTC)."""
+    """Partition columns computed from contract and audit columns (SQL expressions, evaluated in UTC)."""
 
     def transform(df: DataFrame) -> DataFrame:
         for name, expr in derived.items():
@@ -63,9 +63,10 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
             tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
         # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
         hashed = [(HASH_PREFIX if part.hash_marker else RAW_PREFIX) + c for c in table.schema.names]
+        # Audit first: a derived column may use them (a snapshot's ingestion_date).
         tagged = (
-            tagged.transform(with_derived_columns(table.derived))
-            .transform(with_audit_columns(ingestion_ts, run_id, hashed, part.hash_marker))
+            tagged.transform(with_audit_columns(ingestion_ts, run_id, hashed, part.hash_marker))
+            .transform(with_derived_columns(table.derived))
             .transform(with_kind)
         )
         tagged_parts.append(

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, fields
 
 FILE = "file"
 DELTA_FILE = "delta_file"  # a data file a Delta change-log commit added
+JDBC_RANGE = "jdbc_range"  # a database table's rows in a watermark range, or a full snapshot
+HTTP_PAGE = "http_page"  # one page of an API entity, landed as JSON lines
 
 
 def unit_id(table: str, path: str) -> str:
@@ -46,6 +48,18 @@ def cursor_version(cursor: str | None) -> int | None:
     """The source version a cursor names (None: no cursor, or one that is not a version)."""
     value = json.loads(cursor).get("version") if cursor else None
     return int(value) if value is not None else None
+
+
+def range_cursor(column: str, start: str | None, end: str | None, **extra: object) -> str:
+    """The cursor of an extracted range ``(start, end]`` of ``column`` (a database watermark, an API's
+    since-cursor); ``value`` is where the source stands after it (None: a full snapshot moves nothing)."""
+    return json.dumps({"column": column, "from": start, "to": end, "value": end, **extra})
+
+
+def cursor_value(cursor: str | None) -> str | None:
+    """Where a range source stands (None: before its first range)."""
+    value = json.loads(cursor).get("value") if cursor else None
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,10 @@ class LakePaths:
     def staging(self, run_id: str, table: str) -> str:
         return fs.join(self.lake, "_staging", run_id, table)
 
+    def landing(self, table: str, run_id: str) -> str:
+        """Where a run lands what it fetched (an API's pages), kept for replay."""
+        return fs.join(self.lake, "_landing", table, run_id)
+
 
 def rows_dir(staging: str, kind: str | None = None) -> str:
     return fs.join(staging, "rows", f"{KIND}={kind}" if kind else "")
@@ -283,9 +287,11 @@ def write_delta(
     txn_app_id: str,
     max_records: int = 0,
     user_metadata: str | None = None,
+    mode: str = "append",
 ) -> None:
-    """Append with a Delta transaction id: a retried write of the same batch is skipped by Delta itself."""
-    writer = df.write.format("delta").mode("append").option("txnAppId", txn_app_id).option("txnVersion", 0)
+    """Append (or overwrite: a full load's snapshot replaces the table) with a Delta transaction id: a
+    retried write of the same batch is skipped by Delta itself."""
+    writer = df.write.format("delta").mode(mode).option("txnAppId", txn_app_id).option("txnVersion", 0)
     if user_metadata:
         writer = writer.option("userMetadata", user_metadata)
     if table.partition_by:

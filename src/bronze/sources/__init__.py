@@ -1,23 +1,30 @@
 """Sources: one module per source kind behind one interface (:class:`bronze.sources.base.Source`).
 
-:func:`source_for` is what the pipeline calls: files by format (:mod:`bronze.sources.files`) and Delta change
-logs (:mod:`bronze.sources.delta_changes`); a database, an API or Kafka adds one module and one entry here.
+:func:`source_for` is what the pipeline calls: files by format (:mod:`bronze.sources.files`), Delta change
+logs (:mod:`bronze.sources.delta_changes`), database tables (:mod:`bronze.sources.jdbc`) and API entities
+(:mod:`bronze.sources.http_api`); Kafka adds one module and one entry here.
 """
 
 from __future__ import annotations
 
 from bronze.config import TableConfig
-from bronze.sources.base import Source
+from bronze.sources.base import RunInfo, Source
 from bronze.sources.delta_changes import DeltaChangeSource
 from bronze.sources.files import FORMAT_READERS, FileSource, unread_checksum
+from bronze.sources.http_api import HttpSource
+from bronze.sources.jdbc import JdbcSource
 
-__all__ = ["Source", "source_for", "unread_checksum"]
+__all__ = ["RunInfo", "Source", "source_for", "unread_checksum"]
 
 
-def source_for(table: TableConfig) -> Source | None:
+def source_for(table: TableConfig, run: RunInfo) -> Source | None:
     """The source of a table's format (None: a format not supported yet)."""
     if table.format == "delta":
         return DeltaChangeSource()
+    if table.format == "jdbc":
+        return JdbcSource(run)
+    if table.format == "http":
+        return HttpSource(run)
     if table.format in FORMAT_READERS:
         return FileSource()
     return None

@@ -75,8 +75,19 @@ class Discovery:
     frame: SourceFrame | None = None
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """What a source that fetches (a database, an API) needs of the run: its id, where this run's fetched
+    pages land for the table, the table's bronze Delta path, and whether the run writes at all."""
+
+    run_id: str
+    landing: str
+    bronze: str
+    writing: bool = True
+
+
 class Source(Protocol):
-    """A source kind (files by format, a Delta change log; later a database, an API, Kafka).
+    """A source kind (files by format, a Delta change log, a database table, an API entity; later Kafka).
 
     ``ordered`` sources hand out the units after a cursor (the manifest's, rebuilt from the ledger); the
     others list every unit they hold, which the pipeline triages by fingerprint against the index. Either way
@@ -84,6 +95,10 @@ class Source(Protocol):
 
     kind: str  # the ledger's kind of its units
     ordered: bool
+
+    def location(self, table: TableConfig, raw: str) -> str:
+        """Where the table's units come from (what a source-level failure names)."""
+        ...
 
     def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery: ...
 

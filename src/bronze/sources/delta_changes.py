@@ -108,6 +108,9 @@ class DeltaChangeSource:
     kind = DELTA_FILE
     ordered = True
 
+    def location(self, table: TableConfig, raw: str) -> str:
+        return qualify(join(raw, table.source))
+
     def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery:
         version = cursor_version(after)
         changes = read_delta_changes(spark, table, join(raw, table.source), -1 if version is None else version)

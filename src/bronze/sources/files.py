@@ -55,6 +55,9 @@ class FileSource:
     kind = FILE
     ordered = False
 
+    def location(self, table: TableConfig, raw: str) -> str:
+        return fs.qualify(fs.join(raw, table.source))
+
     def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery:
         return Discovery(tuple(Candidate(f) for f in fs.list_files(spark, raw, table.source)))
 
