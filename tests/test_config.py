@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from pyspark.sql.types import (
 
 from bronze.config import load_job_config, load_tables, parse_ddl
 from bronze.errors import ConfigError, SchemaError
+from bronze.source_config import parse_jdbc
+from bronze.sources.jdbc import redact, source_name, stride_predicates
 from schemas.schemas import SCHEMAS
 
 
@@ -64,6 +67,10 @@ def test_table_from_ddl_string(tmp_path: Path) -> None:
     )
 
 
+JDBC = "tables:\n  t: {format: jdbc, schema: 'id BIGINT, ts TIMESTAMP', "
+HTTP = "tables:\n  t: {format: http, schema: 'id BIGINT, ts TIMESTAMP', "
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -72,6 +79,28 @@ def test_table_from_ddl_string(tmp_path: Path) -> None:
         ("tables:\n  t: {source: a, format: csv, schema: nope}\n", "expected a schema name in"),
         ("tables:\n  t: {source: a, format: csv, schema: orders, partition_by: [x]}\n", "expected partition columns"),
         ("tables:\n  t: {source: a, format: csv}\n", "expected key 'schema'"),
+        (JDBC + "url: 'jdbc:postgresql://h/db?password=s3cret', table: t}\n", "expected no credentials in the URL"),
+        (JDBC + "url: 'jdbc:postgresql://u:s3cret@h/db', table: t}\n", "expected no credentials in the URL"),
+        (JDBC + "url: 'jdbc:postgresql://h/db', table: t, query: 'select 1'}\n", "exactly one of 'table' or 'query'"),
+        (JDBC + "url: 'jdbc:postgresql://h/db', table: t, load: incremental}\n", "expected a watermark"),
+        (
+            JDBC + "url: 'jdbc:postgresql://h/db', table: t, load: incremental, watermark: {column: nope}}\n",
+            "expected a contract column among",
+        ),
+        (
+            JDBC + "url: 'jdbc:postgresql://h/db', table: t, load: incremental, watermark: {column: ts}, "
+            "lookback: soon}\n",
+            "expected a duration",
+        ),
+        (
+            JDBC + "url: 'jdbc:postgresql://h/db', table: t, password_env: 'not a name'}\n",
+            "expected the name of an environment variable",
+        ),
+        (JDBC + "url: 'jdbc:postgresql://h/db', table: t, since_param: x}\n", "unknown keys \\['since_param'\\]"),
+        (HTTP + "url: 'http://h/x'}\n", "expected cursor"),
+        (HTTP + "url: 'ftp://h/x', cursor: {column: ts}}\n", "expected a URL starting with http"),
+        (HTTP + "url: 'http://h/x?token=abc', cursor: {column: ts}}\n", "expected no credentials in the URL"),
+        (HTTP + "url: 'http://h/x', cursor: {column: ts}, pagination: {type: cursor}}\n", "expected one of"),
     ],
 )
 def test_bad_config_says_expected_vs_found(tmp_path: Path, body: str, message: str) -> None:
@@ -84,3 +113,27 @@ def test_bad_config_says_expected_vs_found(tmp_path: Path, body: str, message: s
 def test_unknown_table_in_tables_option(project_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"--tables: expected names among .* found \['nope'\]"):
         load_job_config(project_dir / "conf" / "bronze.yaml", "raw", "lake", "m.duckdb", tables=["nope"])
+
+
+def test_jdbc_and_http_tables_parse(tmp_path: Path) -> None:
+    conf = tmp_path / "t.yaml"
+    conf.write_text(
+        "tables:\n"
+        "  db:\n    format: jdbc\n    schema: 'id BIGINT, ts TIMESTAMP'\n    url: 'jdbc:postgresql://h:5432/shop'\n"
+        "    table: public.orders\n    load: incremental\n    watermark: {column: ts}\n    lookback: 2 hours\n"
+        "    password_env: PG_PASSWORD\n    partition: {column: id, lower: 0, upper: 100, num: 3}\n"
+        "  snap:\n    format: jdbc\n    schema: 'id BIGINT'\n    url: 'jdbc:postgresql://h:5432/shop'\n"
+        "    query: select id from t\n"
+    )
+    db, snap = load_tables(conf)
+    assert db.jdbc is not None and db.jdbc.lookback == timedelta(hours=2) and db.jdbc.driver == "org.postgresql.Driver"
+    assert stride_predicates(db.jdbc.partition) == ["id < 33 OR id IS NULL", "id >= 33 AND id < 66", "id >= 66"]
+    assert snap.jdbc is not None and snap.jdbc.load == "full" and snap.source == "snap"
+    assert snap.partition_by == ("ingestion_date", "load_type")  # snapshot-append: one folder per load day
+    assert source_name(snap.jdbc).startswith("jdbc:postgresql://h:5432/shop/query-")
+
+
+def test_a_driver_echoing_the_password_is_redacted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PG_PASSWORD", "hunter2-secret")
+    cfg = parse_jdbc({"url": "jdbc:postgresql://h/db", "table": "t", "password_env": "PG_PASSWORD"}, "t", ["id"])
+    assert redact("login failed with hunter2-secret for postgres", cfg) == "login failed with *** for postgres"

@@ -86,11 +86,11 @@ def get_json(cfg: HttpConfig, url: str, sleep: Callable[[float], None] = time.sl
                 raise SourceError(f"expected 200 from {shown(url)}, found {exc.code} {exc.reason}") from None
             hinted = retry_after(exc.headers.get("Retry-After"))
             wait = min(hinted, r.max_backoff_seconds) if hinted is not None else wait
-            logger.warning("%s: %d %s, retry %d in %.1f s", shown(url), exc.code, exc.reason, attempt + 1, wait)
+            logger.warning("%s: %d %s, retry %d in %.2f s", shown(url), exc.code, exc.reason, attempt + 1, wait)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             if attempt == r.max:
                 raise SourceError(f"expected an answer from {shown(url)}, found {exc}") from None
-            logger.warning("%s: %s, retry %d in %.1f s", shown(url), exc, attempt + 1, wait)
+            logger.warning("%s: %s, retry %d in %.2f s", shown(url), exc, attempt + 1, wait)
         sleep(wait)
     try:
         return json.loads(body), headers

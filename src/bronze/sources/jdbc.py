@@ -49,15 +49,10 @@ def source_name(cfg: JdbcConfig) -> str:
     return f"{base}/{what}"
 
 
-def _secrets(cfg: JdbcConfig) -> list[str]:
-    return [os.environ[n] for n in (cfg.password_env, cfg.user_env) if n and os.environ.get(n)]
-
-
 def redact(text: str, cfg: JdbcConfig) -> str:
-    """A message with every credential value replaced (a driver may echo what it was given)."""
-    for secret in _secrets(cfg):
-        text = text.replace(secret, "***")
-    return text
+    """A message with the password replaced, should a driver echo it (the user name is not a secret)."""
+    secret = os.environ.get(cfg.password_env or "") if cfg.password_env else None
+    return text.replace(secret, "***") if secret else text
 
 
 def _properties(cfg: JdbcConfig) -> dict[str, str]:
