@@ -22,7 +22,8 @@ from pyspark.sql import SparkSession
 
 from bronze import deltalog, fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
-from bronze.manifest import DDL, SCHEMA_VERSION, Manifest
+from bronze.manifest import Manifest
+from bronze.manifest_schema import DDL, SCHEMA_VERSION
 from bronze.mirror import MARKER
 from bronze.units import DELTA_FILE, FILE, unit_id, version_cursor
 

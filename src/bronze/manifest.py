@@ -1,9 +1,10 @@
 """The DuckDB manifest on the driver: a queryable index of the lake's ledger (:mod:`bronze.ledger`).
 
 Tables: ``manifest_processed_files`` (one row per source path: its latest ledger entry), ``runs`` (one row per
-run, with the summary as JSON), ``watermarks`` (where an ordered source stands: its ``cursor`` as JSON, a
-Delta change log's last ingested version ``{"version": 7}`` also as ``source_version``; later a database
-watermark, an API cursor, Kafka offsets),
+run, with the summary as JSON), ``watermarks`` (where an ordered source stands: its ``cursor`` as JSON and
+its ``value``: a Delta change log's last ingested version ``{"version": 7}``, also as ``source_version``; a
+database watermark or an API cursor ``{"column", "from", "to", "value"}``), the view ``extracted_ranges``
+(per run and range source: from, to, units, rows; see :mod:`bronze.manifest_schema`),
 ``parquet_mirror`` (the Delta version each Parquet output follows) and ``index_state`` (which lake and which
 ledger version it indexes). Everything here can be rebuilt from the lake (:mod:`bronze.index`).
 """
@@ -23,97 +24,13 @@ import duckdb
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
+from bronze.manifest_schema import DDL, FILE_COLUMNS
 from bronze.units import cursor_value, cursor_version, version_cursor
 
 logger = logging.getLogger(__name__)
 
 CHANGED = "changed"  # index only: a known path whose content changed (reported, not ingested)
-SCHEMA_VERSION = "4"  # 1: before the ledger (rows written by the run itself); 2: no cursor; 3: no watermark value
 INSERT_CHUNK = 1000  # rows per INSERT statement
-FILE_COLUMNS = (
-    "src_path",
-    "table_name",
-    "processed_at",
-    "row_count",
-    "valid_count",
-    "reject_count",
-    "status",
-    "checksum",
-    "size_bytes",
-    "mtime_ms",
-    "run_id",
-    "error",
-    "unit_id",
-    "generation",
-    "bronze_version",
-    "cursor",
-    "rejects_run",
-    "rejected",
-)
-
-DDL = """
-CREATE TABLE IF NOT EXISTS manifest_processed_files (
-    src_path       VARCHAR PRIMARY KEY,
-    table_name     VARCHAR NOT NULL,
-    processed_at   TIMESTAMPTZ NOT NULL,
-    row_count      BIGINT NOT NULL,
-    valid_count    BIGINT NOT NULL,
-    reject_count   BIGINT NOT NULL,
-    status         VARCHAR NOT NULL,
-    checksum       VARCHAR,
-    size_bytes     BIGINT,
-    mtime_ms       BIGINT,
-    run_id         VARCHAR NOT NULL,
-    error          VARCHAR,
-    unit_id        VARCHAR,
-    generation     BIGINT,
-    bronze_version BIGINT,
-    cursor         JSON,
-    rejects_run    VARCHAR,
-    rejected       JSON
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        VARCHAR PRIMARY KEY,
-    started_at    TIMESTAMPTZ NOT NULL,
-    ended_at      TIMESTAMPTZ,
-    args          VARCHAR,
-    status        VARCHAR NOT NULL,
-    files_new     BIGINT,
-    files_skipped BIGINT,
-    files_failed  BIGINT,
-    rows_read     BIGINT,
-    rows_valid    BIGINT,
-    rows_rejected BIGINT,
-    summary       JSON
-);
-CREATE TABLE IF NOT EXISTS parquet_mirror (
-    table_name    VARCHAR PRIMARY KEY,
-    delta_version BIGINT NOT NULL,
-    updated_at    TIMESTAMPTZ NOT NULL
-);
-CREATE TABLE IF NOT EXISTS watermarks (
-    table_name     VARCHAR PRIMARY KEY,
-    source_version BIGINT,
-    cursor         JSON NOT NULL,
-    updated_at     TIMESTAMPTZ NOT NULL,
-    run_id         VARCHAR NOT NULL,
-    value          VARCHAR
-);
-CREATE TABLE IF NOT EXISTS index_state (
-    key   VARCHAR PRIMARY KEY,
-    value VARCHAR NOT NULL
-);
-CREATE OR REPLACE VIEW extracted_ranges AS
-SELECT run_id, table_name,
-       json_extract_string(cursor, '$.column') AS column_name,
-       json_extract_string(cursor, '$.from') AS range_from,
-       json_extract_string(cursor, '$.to') AS range_to,
-       count(*) AS units, sum(row_count) AS rows, sum(valid_count) AS valid, sum(reject_count) AS rejected,
-       max(processed_at) AS processed_at
-FROM manifest_processed_files
-WHERE json_extract_string(cursor, '$.column') IS NOT NULL AND status <> 'removed'
-GROUP BY ALL;
-"""
 
 
 def _str(value: object) -> str | None:
