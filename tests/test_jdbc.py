@@ -1,12 +1,10 @@
 """Database tables over JDBC against a real PostgreSQL (tests/servers.py): full loads (snapshot-append and
-overwrite), incremental loads by watermark over several runs with inserts, updates and late rows, a value
-that breaks the contract, and a run killed with SIGKILL between the read and the commit."""
+overwrite), incremental loads by watermark over several runs with inserts, updates and late rows, and values
+that break the contract. The kill -9 between read and commit is in test_sources_e2e.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from servers import PostgresServer
 
 from bronze import pipeline
 from bronze.config import load_job_config
-from bronze.crashpoints import CRASH_ENV
 from bronze.writers import LakePaths
 
 USER_ENV, PASSWORD_ENV = "BRONZE_TEST_PG_USER", "BRONZE_TEST_PG_PASSWORD"
@@ -46,6 +43,11 @@ def jdbc_table(pg: PostgresServer, schema: str, **keys: object) -> dict:
         "password_env": PASSWORD_ENV,
         **keys,
     }
+
+
+def incremental(pg: PostgresServer, schema: str, table: str, column: str, kind: str, **keys: object) -> dict:
+    watermark = {"column": column, "type": kind}
+    return jdbc_table(pg, schema, table=table, load="incremental", watermark=watermark, **keys)
 
 
 def write_conf(path: Path, tables: dict) -> Path:
@@ -91,6 +93,8 @@ def test_full_load_snapshot_append_and_overwrite(spark: SparkSession, pg: Postgr
         {
             "snap": jdbc_table(pg, PRODUCTS, **source),
             "over": jdbc_table(pg, PRODUCTS, **source, full_mode="overwrite"),
+            # An integer watermark whose lookback re-reads a row rejected before: not rejected twice.
+            "inc_int": incremental(pg, PRODUCTS, "public.t_products", "product_id", "integer", lookback=1),
         },
     )
     first = run(spark, conf, tmp_path)
@@ -100,6 +104,7 @@ def test_full_load_snapshot_append_and_overwrite(spark: SparkSession, pg: Postgr
     assert [(t.table, t.rows_read, t.rows_valid, t.rows_rejected) for t in second.tables] == [
         ("snap", 4, 2, 2),
         ("over", 4, 2, 2),
+        ("inc_int", 1, 1, 0),  # (3 - 1, 4]: row 3 re-read and dropped (rejected in the first run), row 4 new
     ]
     runs = sorted([first.run_id, second.run_id])
     cols = "product_id sku price active load_type run_id"
@@ -123,6 +128,8 @@ def test_full_load_snapshot_append_and_overwrite(spark: SparkSession, pg: Postgr
     want = [("NULL_NOT_ALLOWED", "sku: NULL in a not-null column", raw3)] * 2
     want += [("TYPE_MISMATCH", "price: cannot parse 'n/a' as decimal(12,2)", raw2)] * 2
     assert rejects(spark, tmp_path, "snap") == sorted(want, key=by_text)
+    assert rejects(spark, tmp_path, "inc_int") == sorted(want[::2], key=by_text)
+    assert [r[0] for r in bronze(spark, tmp_path, "inc_int", "product_id")] == [1, 4]
 
 
 def test_incremental_three_runs_with_updates_and_late_rows(
@@ -140,12 +147,12 @@ def test_incremental_three_runs_with_updates_and_late_rows(
     conf = write_conf(
         tmp_path / "bronze.yaml",
         {
-            "orders_db": jdbc_table(
+            "orders_db": incremental(
                 pg,
                 ORDERS,
-                table="public.t_orders",
-                load="incremental",
-                watermark={"column": "updated_at", "type": "timestamp"},
+                "public.t_orders",
+                "updated_at",
+                "timestamp",
                 lookback="1 hour",
                 keys=["order_id"],
                 partition={"column": "order_id", "lower": 1, "upper": 10, "num": 2},
@@ -204,43 +211,3 @@ def test_incremental_three_runs_with_updates_and_late_rows(
 
 def ts_utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
-
-
-@pytest.mark.slow
-def test_kill_between_read_and_commit_then_rerun_exactly_once(
-    spark: SparkSession, pg: PostgresServer, project_dir: Path, tmp_path: Path
-) -> None:
-    pg.sql(
-        "DROP TABLE IF EXISTS t_kill; "
-        "CREATE TABLE t_kill (order_id bigint, customer_id bigint, amount text, status text, is_gift boolean, "
-        "updated_at timestamptz); "
-        "INSERT INTO t_kill SELECT i, i % 7, (i * 1.25)::text, 'new', i % 2 = 0, "
-        "timestamptz '2024-03-01 00:00:00+00' + i * interval '1 minute' FROM generate_series(1, 50) i;"
-    )
-    watermark = {"column": "updated_at", "type": "timestamp"}
-    tables = {"killed": jdbc_table(pg, ORDERS, table="t_kill", load="incremental", watermark=watermark)}
-    conf = write_conf(tmp_path / "bronze.yaml", tables)
-    (tmp_path / "raw").mkdir()
-    args = ["--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--manifest", str(tmp_path / "m.duckdb")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
-    env[CRASH_ENV] = "after_staging"  # rows read and staged, nothing committed: SIGKILL
-    done = subprocess.run(
-        [str(project_dir / "spark-submit.sh"), *args, "--config", str(conf)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        start_new_session=True,  # its own process group: the kill takes the JVM and the Python driver
-    )
-    assert done.returncode == -9, done.stdout[-2000:] + done.stderr[-2000:]
-    assert not (Path(LakePaths(str(tmp_path / "lake")).delta("killed")) / "_delta_log").exists()
-    pg.sql(
-        "INSERT INTO t_kill SELECT i, 1, '2.00', 'new', false, "
-        "timestamptz '2024-03-02 00:00:00+00' + i * interval '1 minute' FROM generate_series(51, 60) i;"
-    )
-    again = run(spark, conf, tmp_path)
-    assert again.failed is False
-    ids = [r[0] for r in bronze(spark, tmp_path, "killed", "order_id")]
-    assert ids == list(range(1, 61))  # each source row exactly once
-    assert run(spark, conf, tmp_path).tables[0].rows_read == 0
-    assert [r[0] for r in bronze(spark, tmp_path, "killed", "order_id")] == list(range(1, 61))

@@ -20,7 +20,7 @@ from bronze.ledger import ledger_path
 from bronze.sample_data import generate
 
 pytestmark = pytest.mark.slow
-TABLES = ["orders", "customers"]
+TABLES = ["orders"]
 
 
 class Driver:

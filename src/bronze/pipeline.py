@@ -176,7 +176,9 @@ def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]
     """The table's source discovers its units; the new ones (by fingerprint for a listing, after the cursor
     for an ordered source) not landed by another run meanwhile are read in one Spark job and landed."""
     run_id = ctx.result.run_id
-    run = RunInfo(run_id, ctx.paths.landing(table.name, run_id), ctx.paths.delta(table.name), ctx.writing)
+    paths = ctx.paths
+    landing, rejects = paths.landing(table.name, run_id), paths.rejects(table.name, "parquet")
+    run = RunInfo(run_id, landing, paths.delta(table.name), rejects, ctx.writing)
     source = source_for(table, run)
     if source is None:
         result.note = f"format {table.format!r} not supported yet"

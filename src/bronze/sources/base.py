@@ -78,11 +78,12 @@ class Discovery:
 @dataclass(frozen=True)
 class RunInfo:
     """What a source that fetches (a database, an API) needs of the run: its id, where this run's fetched
-    pages land for the table, the table's bronze Delta path, and whether the run writes at all."""
+    pages land for the table, the table's bronze Delta path and Parquet rejects, and whether it writes."""
 
     run_id: str
     landing: str
     bronze: str
+    rejects: str
     writing: bool = True
 
 

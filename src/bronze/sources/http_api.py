@@ -10,8 +10,10 @@ lands with the rows through the ledger, so a run killed before its commit fetche
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -71,7 +73,10 @@ class HttpSource:
         assert cfg is not None
         since = cursor_value(after)
         # A dry run writes nothing into the lake: its pages go to a local scratch folder.
-        landing = self.run.landing if self.run.writing else tempfile.mkdtemp(prefix=f"bronze-{table.name}-")
+        landing = self.run.landing
+        if not self.run.writing:
+            landing = tempfile.mkdtemp(prefix=f"bronze-{table.name}-")
+            atexit.register(shutil.rmtree, landing, True)  # read lazily by the run: gone when the driver exits
         landed: list[tuple[FileInfo, int]] = []
         cursor = since
         for page in pages(cfg, since):

@@ -27,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, StringType
 
-from bronze import deltalog
+from bronze import deltalog, fs
 from bronze.audit import row_hash
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
@@ -160,16 +160,22 @@ def read_relation(spark: SparkSession, table: TableConfig, cfg: JdbcConfig, wher
     )
 
 
-def without_landed(
-    spark: SparkSession, table: TableConfig, cfg: JdbcConfig, bronze: str, start: str
-) -> DataFrame | None:
-    """Row hashes bronze already holds from the lookback window on (None: no bronze table yet)."""
-    if deltalog.latest_version(spark, bronze) is None or cfg.watermark is None:
-        return None
-    col = F.col(f"`{cfg.watermark.column}`")
-    kind = "bigint" if cfg.watermark.type == "integer" else "timestamp"
-    held = spark.read.format("delta").load(bronze).where(col >= F.lit(start).cast(kind))
-    return held.select(F.col("src_row_hash").alias("_held_hash")).distinct()
+def without_landed(df: DataFrame, spark: SparkSession, table: TableConfig, run: RunInfo, start: str) -> DataFrame:
+    """The rows minus those a lookback re-read that the lake holds already: in bronze (same row hash, from the
+    window's start on) or in the rejects (same raw record), so neither lands twice."""
+    cfg = table.jdbc
+    assert cfg is not None and cfg.watermark is not None
+    if deltalog.latest_version(spark, run.bronze) is not None:
+        col = F.col(f"`{cfg.watermark.column}`")
+        kind = "bigint" if cfg.watermark.type == "integer" else "timestamp"
+        held = spark.read.format("delta").load(run.bronze).where(col >= F.lit(start).cast(kind))
+        held = held.select(F.col("src_row_hash").alias("_held")).distinct()
+        hashed = df.withColumn("_row_hash", row_hash(table.schema.names))
+        df = hashed.join(held, hashed["_row_hash"] == held["_held"], "left_anti").drop("_row_hash")
+    if fs.exists(spark, run.rejects):
+        rejected = spark.read.parquet(run.rejects).select(F.col("raw_record").alias("_held")).distinct()
+        df = df.join(rejected, df["_row_json"] == rejected["_held"], "left_anti")
+    return df
 
 
 class JdbcSource:
@@ -219,10 +225,7 @@ class JdbcSource:
             else:
                 begin = lower_bound(cfg, start) if start is not None else None
                 df = read_relation(spark, table, cfg, range_predicate(cfg, begin, end), unit.info.path)
-                held = without_landed(spark, table, cfg, self.run.bronze, begin) if begin != start else None
-                if held is not None:
-                    # Rows re-read in the lookback window that bronze holds already (same keys and values).
-                    hashed = df.withColumn("_row_hash", row_hash(table.schema.names))
-                    df = hashed.join(held, hashed["_row_hash"] == held["_held_hash"], "left_anti").drop("_row_hash")
+                if begin is not None and begin != start:
+                    df = without_landed(df, spark, table, self.run, begin)
             parts.append(RawPart(df, F.col("_row_json")))
         return SourceFrame(tuple(parts))
