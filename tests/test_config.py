@@ -101,6 +101,8 @@ HTTP = "tables:\n  t: {format: http, schema: 'id BIGINT, ts TIMESTAMP', "
         (HTTP + "url: 'ftp://h/x', cursor: {column: ts}}\n", "expected a URL starting with http"),
         (HTTP + "url: 'http://h/x?token=abc', cursor: {column: ts}}\n", "expected no credentials in the URL"),
         (HTTP + "url: 'http://h/x', cursor: {column: ts}, pagination: {type: cursor}}\n", "expected one of"),
+        (HTTP + "url: 'http://h/x', cursor: {column: ts}, retries: {max: -1}}\n", "expected max >= 0"),
+        (JDBC + "url: 'jdbc:oracle:thin:scott/tiger@//db:1521/ORCL', table: t}\n", "expected no credentials"),
     ],
 )
 def test_bad_config_says_expected_vs_found(tmp_path: Path, body: str, message: str) -> None:

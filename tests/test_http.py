@@ -10,13 +10,13 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from api_app import TOKEN, ApiState
+from api_app import TOKEN, ApiState, api_server
 from pyspark.sql import SparkSession
 
 from bronze import pipeline
 from bronze.config import load_job_config
 from bronze.errors import SourceError
-from bronze.http_client import pages
+from bronze.http_client import get_json, pages, retry_after
 from bronze.source_config import parse_http
 from bronze.writers import LakePaths
 
@@ -137,7 +137,8 @@ def test_pagination_kinds_and_backoff_honour_retry_after(served: tuple[str, ApiS
     base, state = served
     state.reset([record(i, i) for i in range(1, 6)])
     by_page = _cfg(base, pagination={"type": "page", "param": "page", "size_param": "page_size", "size": 2})
-    assert [[r["order_id"] for r in p.records] for p in pages(by_page, None)] == [[1, 2], [3, 4], [5]]
+    # Only an empty page ends a run of pages (an API may cap a page below the size asked for).
+    assert [[r["order_id"] for r in p.records] for p in pages(by_page, None)] == [[1, 2], [3, 4], [5], []]
     by_offset = _cfg(base, pagination={"type": "offset", "param": "offset", "size_param": "limit", "size": 2})
     assert [[r["order_id"] for r in p.records] for p in pages(by_offset, "2024-03-01T10:01:00Z")] == [
         [2, 3],
@@ -152,3 +153,29 @@ def test_pagination_kinds_and_backoff_honour_retry_after(served: tuple[str, ApiS
     state.faults = [(503, {})] * 5
     with pytest.raises(SourceError, match=r"expected 200 from .*/v1/orders, found 503"):
         list(pages(linked, None, sleep=waits.append))
+
+
+def test_a_server_that_ignores_the_page_parameter_is_an_error_not_a_loop(served: tuple[str, ApiState]) -> None:
+    base, state = served
+    state.reset([record(i, i) for i in range(1, 6)])
+    ignored = _cfg(base, pagination={"type": "page", "param": "pg"})
+    with pytest.raises(SourceError, match=r"expected page 2 of .* to differ from page 1, found the same records"):
+        list(pages(ignored, None))
+
+
+def test_retry_after_values_and_the_auth_header_stays_home(
+    served: tuple[str, ApiState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert retry_after("7") == 7.0
+    assert retry_after("soon") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 -0000") == 0.0  # a date in the past, without a zone
+    base, state = served
+    state.reset([record(1, 1)])
+    monkeypatch.setenv(TOKEN_ENV, TOKEN + "\n")  # as a mounted secret file often ends
+    assert [len(p.records) for p in pages(_cfg(base), None)] == [1]
+    # Another host (a next link elsewhere) does not get the header, so it answers 401.
+    with api_server() as (other, _), pytest.raises(SourceError, match=r"found 401 Unauthorized"):
+        get_json(_cfg(base), f"{other}/v1/orders")
+    monkeypatch.setenv(TOKEN_ENV, "Bearer a\r\nX-Injected: 1")
+    with pytest.raises(SourceError, match=f"expected one line in environment variable {TOKEN_ENV}, found several"):
+        list(pages(_cfg(base), None))

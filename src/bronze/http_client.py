@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -50,50 +51,79 @@ def with_params(url: str, params: dict[str, str]) -> str:
 
 
 def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date; None: absent or unreadable)."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when else None
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)  # "-0000" dates come without a zone
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _headers(cfg: HttpConfig) -> dict[str, str]:
+def _auth(cfg: HttpConfig) -> dict[str, str]:
+    """The auth header from its environment variable (never shown: messages name the variable only)."""
+    if not cfg.auth_env:
+        return {}
+    value = os.environ.get(cfg.auth_env)
+    if value is None:
+        raise SourceError(f"expected environment variable {cfg.auth_env} to hold the {cfg.auth_header} header")
+    value = value.strip()  # a mounted secret often ends in a newline
+    if "\r" in value or "\n" in value:
+        raise SourceError(f"expected one line in environment variable {cfg.auth_env}, found several")
+    return {cfg.auth_header: value}
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects, but a redirect to another host does not carry the auth header there."""
+
+    def __init__(self, auth_header: str) -> None:
+        self.auth_header = auth_header
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and urlsplit(newurl).netloc != urlsplit(req.full_url).netloc:
+            for name in (self.auth_header, self.auth_header.capitalize()):
+                new.headers.pop(name, None)
+                new.unredirected_hdrs.pop(name, None)
+        return new
+
+
+def get_json(cfg: HttpConfig, url: str, sleep: Callable[[float], None] = time.sleep) -> tuple[Any, Message]:
+    """One GET with retries; the parsed body and the response headers. The auth header goes only to the
+    configured URL's host (a next link or a redirect elsewhere does not get it)."""
     headers = {"Accept": "application/json", "User-Agent": "bronze"}
-    if cfg.auth_env:
-        value = os.environ.get(cfg.auth_env)
-        if value is None:
-            raise SourceError(f"expected environment variable {cfg.auth_env} to hold the {cfg.auth_header} header")
-        headers[cfg.auth_header] = value
-    return headers
-
-
-def get_json(cfg: HttpConfig, url: str, sleep: Callable[[float], None] = time.sleep) -> tuple[Any, dict[str, str]]:
-    """One GET with retries; the parsed body and the response headers."""
-    request = urllib.request.Request(url, headers=_headers(cfg))
+    if urlsplit(url).netloc == urlsplit(cfg.url).netloc:
+        headers.update(_auth(cfg))
+    request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener(_SameHostRedirects(cfg.auth_header))
     r = cfg.retries
     for attempt in range(r.max + 1):
         wait = min(r.backoff_seconds * 2**attempt, r.max_backoff_seconds)
         try:
-            with urllib.request.urlopen(request, timeout=cfg.timeout_seconds) as resp:
-                body = resp.read()
-                headers = dict(resp.headers.items())
+            with opener.open(request, timeout=cfg.timeout_seconds) as resp:
+                body, answer = resp.read(), resp.headers
             break
         except urllib.error.HTTPError as exc:
             if exc.code not in RETRY_STATUSES or attempt == r.max:
                 raise SourceError(f"expected 200 from {shown(url)}, found {exc.code} {exc.reason}") from None
             hinted = retry_after(exc.headers.get("Retry-After"))
-            wait = min(hinted, r.max_backoff_seconds) if hinted is not None else wait
+            wait = hinted if hinted is not None else wait  # the server's word wins, beyond our own cap too
             logger.warning("%s: %d %s, retry %d in %.2f s", shown(url), exc.code, exc.reason, attempt + 1, wait)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             if attempt == r.max:
                 raise SourceError(f"expected an answer from {shown(url)}, found {exc}") from None
             logger.warning("%s: %s, retry %d in %.2f s", shown(url), exc, attempt + 1, wait)
         sleep(wait)
+    else:  # retries.max < 0 is refused by the conf; kept for callers building HttpConfig themselves
+        raise SourceError(f"expected at least one request to {shown(url)}, found retries.max = {r.max}")
     try:
-        return json.loads(body), headers
+        return json.loads(body), answer
     except ValueError as exc:
         raise SourceError(f"expected a JSON body from {shown(url)}, found: {body[:80]!r} ({exc})") from None
 
@@ -123,18 +153,29 @@ def pages(cfg: HttpConfig, since: str | None, sleep: Callable[[float], None] = t
         params[p.size_param] = str(p.size)
     position = p.start if p.type == "page" else 0
     url: str | None = cfg.url
+    seen: set[str] = set()
+    previous: list[Any] | None = None
     for number in range(1, MAX_PAGES + 1):
         if p.type in ("page", "offset"):
             url = with_params(cfg.url, {**params, p.param: str(position)})
         elif number == 1:
             url = with_params(cfg.url, params)
         assert url is not None
+        if url in seen:
+            raise SourceError(f"expected the pages of {shown(cfg.url)} to end, found page {number} repeating one")
+        seen.add(url)
         body, headers = get_json(cfg, url, sleep)
         records = dig(body, cfg.records_path)
         if not isinstance(records, list):
             where = cfg.records_path or "the body"
             raise SourceError(f"expected a list of records at {where} of {shown(url)}, found {type(records).__name__}")
+        if records and records == previous:
+            raise SourceError(
+                f"expected page {number} of {shown(cfg.url)} to differ from page {number - 1}, found the same "
+                f"records (does the API take the {p.param!r} parameter?)"
+            )
         yield Page(number, url, records)
+        previous = records
         if p.type == "none" or not records:
             return
         if p.type == "next_link":
@@ -144,7 +185,7 @@ def pages(cfg: HttpConfig, since: str | None, sleep: Callable[[float], None] = t
                 return
             url = urljoin(url, str(link))
         else:
-            if p.size_param and len(records) < p.size:
-                return  # a short page is the last one
+            # Only an empty page ends: an API may cap a page below the size asked for, and a page missed
+            # here would be skipped for good once the cursor moved past it.
             position += 1 if p.type == "page" else len(records)
     raise SourceError(f"expected the pages of {shown(cfg.url)} to end, found more than {MAX_PAGES}")

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from bronze import deltalog, fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
 from bronze.manifest import Manifest
-from bronze.manifest_schema import DDL, SCHEMA_VERSION
+from bronze.manifest_schema import DDL, SCHEMA_VERSION, VIEWS
 from bronze.mirror import MARKER
 from bronze.units import DELTA_FILE, FILE, unit_id, version_cursor
 
@@ -87,6 +87,7 @@ def _recreate(manifest: Manifest) -> tuple[list[dict], dict[str, int]]:
     for table in ("manifest_processed_files", "runs", "watermarks", "parquet_mirror", "index_state"):
         manifest.con.execute(f"DROP TABLE IF EXISTS {table}")
     manifest.con.execute(DDL)
+    manifest.con.execute(VIEWS)
     return old
 
 

@@ -24,7 +24,7 @@ import duckdb
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
-from bronze.manifest_schema import DDL, FILE_COLUMNS
+from bronze.manifest_schema import DDL, FILE_COLUMNS, VIEWS
 from bronze.units import cursor_value, cursor_version, version_cursor
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,10 @@ class Manifest:
                 raise ConfigError(f"expected a {mode} DuckDB manifest at {path}, found: {exc}") from exc
         if not read_only:
             self.con.execute(DDL)
+            try:
+                self.con.execute(VIEWS)
+            except duckdb.BinderException:  # an older layout: the views come with its rebuild (bronze.index)
+                logger.info("manifest %s: an older layout, views created when it is rebuilt", path)
 
     def close(self) -> None:
         self.con.close()

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS index_state (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
+"""
+
+# Views over the tables above: created once the layout is this version's (an older manifest may lack a
+# column they read until it is rebuilt).
+VIEWS = """
 CREATE OR REPLACE VIEW extracted_ranges AS
 SELECT run_id, table_name,
        json_extract_string(cursor, '$.column') AS column_name,

@@ -206,7 +206,7 @@ def _plan_source(ctx: Run, table: TableConfig, result: TableResult, source: Sour
         candidates, generations = _triage(ctx, table, result, found, out)
     units = [
         Unit(
-            unit_id(table.name, c.info.path),
+            unit_id(table.name, c.key or c.info.path),
             source.kind,
             c.info.path,
             c.info.size,

@@ -27,6 +27,7 @@ PAGINATION_TYPES = ("none", "next_link", "page", "offset")
 # Snapshot-append full loads land partitioned by these (one folder per load day and kind).
 SNAPSHOT_PARTITIONS = {"ingestion_date": "to_date(ingestion_ts)", "load_type": "'full'"}
 _SECRET_IN_URL = re.compile(r"(?i)(password|passwd|pwd|secret|token)=")
+_USER_PASSWORD = re.compile(r"[:/][^:/@\s]+/[^/@\s]+@")  # Oracle's jdbc:oracle:thin:scott/tiger@host
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # The driver class of the common databases' URLs (the jar must be on the classpath: jar group jdbc has
 # PostgreSQL's; BRONZE_JAR_GROUPS / --jars add others); conf `driver` names any other.
@@ -154,7 +155,8 @@ def _url(value: Any, where: str, schemes: tuple[str, ...]) -> str:
     url = str(value or "")
     if not url.startswith(schemes):
         raise ConfigError(f"{where}: expected a URL starting with {' or '.join(schemes)}, found {url[:40]!r}")
-    if _SECRET_IN_URL.search(url) or urlsplit(url.removeprefix("jdbc:")).password:
+    oracle_style = url.startswith("jdbc:") and _USER_PASSWORD.search(url)
+    if _SECRET_IN_URL.search(url) or oracle_style or urlsplit(url.removeprefix("jdbc:")).password:
         # Say where, never what: the value is a secret.
         raise ConfigError(f"{where}: expected no credentials in the URL (use user_env/password_env), found some")
     return url
@@ -220,6 +222,10 @@ def parse_http(raw: Mapping[str, Any], where: str, columns: list[str]) -> HttpCo
         size=int(p.get("size", 100)),
     )
     r = _mapping(raw.get("retries") or {}, f"{where}.retries")
+    if int(r.get("max", 5)) < 0 or float(r.get("backoff_seconds", 1.0)) < 0:
+        raise ConfigError(f"{where}.retries: expected max >= 0 and backoff_seconds >= 0, found {dict(r)!r}")
+    if float(raw.get("timeout_seconds", 30)) <= 0:
+        raise ConfigError(f"{where}.timeout_seconds: expected a number > 0, found {raw['timeout_seconds']!r}")
     auth = _mapping(raw.get("auth") or {}, f"{where}.auth")
     return HttpConfig(
         url=url,

@@ -63,6 +63,9 @@ class Candidate:
 
     info: FileInfo
     cursor: str | None = None
+    # The unit's identity where it is not its path: an API page is "page n after cursor c" wherever this
+    # run landed it, so two drivers fetching from one cursor plan the same units (one lands them).
+    key: str | None = None
 
 
 @dataclass(frozen=True)

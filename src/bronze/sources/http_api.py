@@ -5,7 +5,9 @@ so far, from the ledger) is written to ``<lake>/_landing/<table>/<run>/page-0000
 line, and kept for replay. Those files are the batch's units, read by the JSON-lines reader in one Spark
 read, so a rejected record keeps its text. Each unit carries the cursor range of the fetch; the new cursor
 lands with the rows through the ledger, so a run killed before its commit fetches the same records again
-(into its own folder) and lands them once.
+(into its own folder) and lands them once. A page's unit is named by where its fetch started (cursor and page
+number), so two drivers fetching from one cursor at once plan the same units and Delta's transaction ids let
+one of them land them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pyspark.sql import SparkSession
 
 from bronze import fs
 from bronze.config import TableConfig
+from bronze.errors import SourceError
 from bronze.fs import FileInfo
 from bronze.http_client import pages, shown
 from bronze.sources.base import Candidate, Discovery, RunInfo, SourceFrame
@@ -93,7 +96,13 @@ class HttpSource:
         if not landed:
             return Discovery((), after)
         col = cfg.cursor.column
-        units = tuple(Candidate(f, range_cursor(col, since, cursor, page=n)) for n, (f, _) in enumerate(landed, 1))
+        if cursor is None:  # every run would fetch everything again
+            raise SourceError(f"expected a {cfg.cursor.type} in {col!r} of the records of {shown(cfg.url)}, found none")
+        start = f"{shown(cfg.url)}?{cfg.since_param}={since}"
+        units = tuple(
+            Candidate(f, range_cursor(col, since, cursor, page=n), key=f"{start}#{n}")
+            for n, (f, _) in enumerate(landed, 1)
+        )
         return Discovery(units, range_cursor(col, since, cursor))
 
     def read(
