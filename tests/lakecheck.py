@@ -75,3 +75,17 @@ def manifest_rows(manifest: Path) -> list[tuple]:
         )
     finally:
         con.close()
+
+
+def manifest_ranges(manifest: Path, table: str) -> tuple[list[tuple], str | None]:
+    """A range source's extracted ranges (run, from, to, units, rows) in run order, and its watermark now."""
+    con = duckdb.connect(str(manifest), read_only=True)
+    try:
+        ranges = con.execute(
+            "SELECT run_id, range_from, range_to, units, rows FROM extracted_ranges WHERE table_name = ? ORDER BY 1",
+            [table],
+        ).fetchall()
+        row = con.execute("SELECT value FROM watermarks WHERE table_name = ?", [table]).fetchone()
+        return ranges, row[0] if row else None
+    finally:
+        con.close()

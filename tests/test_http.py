@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
 from api_app import TOKEN, ApiState, api_server
+from lakecheck import manifest_ranges
 from pyspark.sql import SparkSession
 
 from bronze import pipeline
@@ -102,12 +102,7 @@ def test_three_runs_with_faults_pages_and_a_bad_record(
     assert (landing / "page-00002.jsonl").read_text().splitlines()[0] == json.dumps(
         record(3, 10, amount="abc"), separators=(",", ":")
     )
-    con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
-    ranges = con.execute(
-        "SELECT run_id, range_from, range_to, units, rows FROM extracted_ranges ORDER BY run_id"
-    ).fetchall()
-    value = con.execute("SELECT value FROM watermarks WHERE table_name = 'api_orders'").fetchone()[0]
-    con.close()
+    ranges, value = manifest_ranges(tmp_path / "m.duckdb", "api_orders")
     assert ranges == [
         (first.run_id, None, "2024-03-01T10:20:00Z", 3, 5),
         (second.run_id, "2024-03-01T10:20:00Z", "2024-03-01T10:30:00Z", 1, 2),

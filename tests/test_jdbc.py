@@ -8,10 +8,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 import yaml
 from chispa import assert_df_equality
+from lakecheck import manifest_ranges
 from pyspark.sql import SparkSession
 from servers import PostgresServer
 
@@ -193,13 +193,8 @@ def test_incremental_three_runs_with_updates_and_late_rows(
         "n/a",
     )
     # The manifest: one extracted range per run, and the watermark where the last one ended.
-    con = duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True)
-    ranges = con.execute(
-        "SELECT run_id, range_from, range_to, rows FROM extracted_ranges WHERE table_name = 'orders_db' ORDER BY 1"
-    ).fetchall()
-    value = con.execute("SELECT value FROM watermarks WHERE table_name = 'orders_db'").fetchone()[0]
-    con.close()
-    instants = [(r[0], r[1] and ts_utc(r[1]), ts_utc(r[2]), r[3]) for r in ranges]
+    ranges, value = manifest_ranges(tmp_path / "m.duckdb", "orders_db")
+    instants = [(r[0], r[1] and ts_utc(r[1]), ts_utc(r[2]), r[4]) for r in ranges]
     assert instants == [
         (first.run_id, None, ts_utc("2024-03-01 10:20:00+00:00"), 3),
         (second.run_id, ts_utc("2024-03-01 10:20:00+00:00"), ts_utc("2024-03-01 10:40:00+00:00"), 2),

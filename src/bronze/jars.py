@@ -71,7 +71,8 @@ def groups_for(args: list[str]) -> list[str]:
 
 def _conf_has_jdbc(args: list[str]) -> bool:
     """Whether the run's conf (``--config``, else conf/bronze.yaml) has a jdbc table (it needs the driver)."""
-    import yaml
+    from bronze.config import load_tables  # pulls in pyspark types: only here, not at import
+    from bronze.errors import ConfigError
 
     path = PROJECT_DIR / "conf" / "bronze.yaml"
     for i, a in enumerate(args):
@@ -80,11 +81,9 @@ def _conf_has_jdbc(args: list[str]) -> bool:
         elif a.startswith("--config="):
             path = Path(a.split("=", 1)[1])
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return False  # the job itself reports a bad conf (exit 2)
-    tables = doc.get("tables") if isinstance(doc, dict) else None
-    return isinstance(tables, dict) and any(isinstance(t, dict) and t.get("format") == "jdbc" for t in tables.values())
+        return any(t.format == "jdbc" for t in load_tables(path))
+    except ConfigError:
+        return False  # the job itself reports the bad conf (exit 2)
 
 
 def _spark_home() -> Path:
