@@ -36,7 +36,7 @@ from bronze.report import summary_dict
 from bronze.results import FileResult, RunResult, TableResult, file_results, new_run_id
 from bronze.rows import count_by_file, tag_rows
 from bronze.session import session_conf
-from bronze.sources import RunInfo, Source, source_for, unread_checksum
+from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery, SourceFrame
 from bronze.units import Unit, cursor_value, source_version_app_id, unit_app_id, unit_id
 from bronze.views import refresh_views
@@ -50,10 +50,18 @@ PLAN_ATTEMPTS = 3  # a table re-planned after losing a conflict to another drive
 class Run:
     """One run's shared state: the session, the job, the lake's paths and the manifest index."""
 
-    def __init__(self, spark: SparkSession, job: JobConfig, result: RunResult, manifest: Manifest) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        job: JobConfig,
+        result: RunResult,
+        manifest: Manifest,
+        source_factory: SourceFactory = source_for,
+    ) -> None:
         self.spark, self.job, self.result, self.manifest = spark, job, result, manifest
         self.paths = LakePaths(job.lake)
         self.writing = not job.dry_run
+        self.source_factory = source_factory
 
 
 def _log_file(table: str, f: FileResult) -> None:
@@ -179,7 +187,7 @@ def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]
     paths = ctx.paths
     landing, rejects = paths.landing(table.name, run_id), paths.rejects(table.name, "parquet")
     run = RunInfo(run_id, landing, paths.delta(table.name), rejects, ctx.writing)
-    source = source_for(table, run)
+    source = ctx.source_factory(table, run)
     if source is None:
         result.note = f"format {table.format!r} not supported yet"
         logger.warning("%s: %s; its units are left for a later run", table.name, result.note)
@@ -302,8 +310,10 @@ def run(
     args: list[str] | None = None,
     lock_wait: float = 300.0,
     use_lock: bool = True,
+    source_factory: SourceFactory = source_for,
 ) -> RunResult:
-    """Run every configured table under the lake's run lock, with this run's lease held."""
+    """Run every configured table under the lake's run lock, with this run's lease held. ``source_factory``
+    gives each table its source (another one replays a table's rejects, :mod:`bronze.replay`)."""
     now = datetime.now(UTC)
     result = RunResult(new_run_id(now), now, job.dry_run, args=list(args or []))
     if job.dry_run:
@@ -311,7 +321,7 @@ def run(
         manifest = Manifest(":memory:")
         try:
             index.rebuild(spark, manifest, job.lake, "(dry run, in memory)")
-            ctx = Run(spark, job, result, manifest)
+            ctx = Run(spark, job, result, manifest, source_factory)
             result.tables.extend(ingest_table(ctx, table) for table in job.tables)
         finally:
             manifest.close()
@@ -323,7 +333,7 @@ def run(
             index.sync(spark, manifest, job.lake)
             dead = [r for r in manifest.unfinished_runs() if not run_alive(spark, job.lake, r)]
             manifest.mark_crashed(dead, result.run_id)
-            ctx = Run(spark, job, result, manifest)
+            ctx = Run(spark, job, result, manifest, source_factory)
             manifest.start_run(result.run_id, now, result.args)
             for table in job.tables:
                 result.tables.append(ingest_table(ctx, table))

@@ -7,6 +7,8 @@ logs (:mod:`bronze.sources.delta_changes`), database tables (:mod:`bronze.source
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bronze.config import TableConfig
 from bronze.sources.base import RunInfo, Source
 from bronze.sources.delta_changes import DeltaChangeSource
@@ -14,7 +16,10 @@ from bronze.sources.files import FORMAT_READERS, FileSource, unread_checksum
 from bronze.sources.http_api import HttpSource
 from bronze.sources.jdbc import JdbcSource
 
-__all__ = ["RunInfo", "Source", "source_for", "unread_checksum"]
+__all__ = ["RunInfo", "Source", "SourceFactory", "source_for", "unread_checksum"]
+
+# What gives a table its source in a run (the table's own by default; a replay of its rejects otherwise).
+SourceFactory = Callable[[TableConfig, RunInfo], "Source | None"]
 
 
 def source_for(table: TableConfig, run: RunInfo) -> Source | None:
