@@ -316,7 +316,10 @@ def _append_with_writer(
         empty = spark.read.format("delta").load(delta_path).limit(0)
         write_delta(empty, delta_path, table, app_id, 0, metadata, mode)
         return
-    valid = read_staged(spark, staging, VALID).select(*bronze_columns(table, AUDIT_COLUMNS))
+    staged = read_staged(spark, staging, VALID)
+    base = bronze_columns(table, AUDIT_COLUMNS)
+    # New columns of on_drift: evolve ride along (Delta's mergeSchema adds them).
+    valid = staged.select(*bronze_columns(table, AUDIT_COLUMNS, [c for c in staged.columns if c not in base]))
     data_bytes = fs.total_size(spark, rows_dir(staging, VALID))
     n = max(1, math.ceil(data_bytes / TARGET_FILE_BYTES))
     # Rows of one partition value go to one task (one file per value per run); ~250 MB cap per file.

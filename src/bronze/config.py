@@ -36,6 +36,8 @@ from pyspark.sql.types import (
 )
 
 from bronze.errors import ConfigError, SchemaError
+from bronze.lineage import LineageConfig, parse_lineage
+from bronze.quality_config import QUALITY_KEYS, Quality, parse_quality
 from bronze.source_config import (
     HTTP_KEYS,
     JDBC_KEYS,
@@ -50,7 +52,18 @@ from schemas.schemas import SCHEMAS
 FILE_FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
 FORMATS = (*FILE_FORMATS, "jdbc", "http")
 MULTILINE_CHOICES = ("auto", "true", "false")
-TABLE_KEYS = {"source", "format", "schema", "partition_by", "derived", "keys", "options", "merge", "multiline"}
+TABLE_KEYS = {
+    "source",
+    "format",
+    "schema",
+    "partition_by",
+    "derived",
+    "keys",
+    "options",
+    "merge",
+    "multiline",
+    *QUALITY_KEYS,
+}
 FORMAT_KEYS = {"jdbc": JDBC_KEYS, "http": HTTP_KEYS}
 
 
@@ -82,6 +95,8 @@ class TableConfig:
     # Sources that are not files under --raw: a database table or query, an HTTP API entity.
     jdbc: JdbcConfig | None = None
     http: HttpConfig | None = None
+    # Expectations, batch gates and the schema drift policy (bronze.quality_config).
+    quality: Quality = field(default_factory=Quality)
 
     @property
     def not_null_columns(self) -> tuple[str, ...]:
@@ -99,6 +114,8 @@ class JobConfig:
     tables: tuple[TableConfig, ...]
     dry_run: bool = False
     reprocess: str | None = None
+    # Top-level ``lineage:`` of the conf: where OpenLineage events go (bronze.lineage).
+    lineage: LineageConfig = field(default_factory=LineageConfig)
 
     def table(self, name: str) -> TableConfig:
         for t in self.tables:
@@ -287,11 +304,16 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         multiline=multiline,
         jdbc=jdbc,
         http=http,
+        quality=parse_quality(raw, where, schema.names),
     )
 
 
 def load_tables(path: str | Path) -> tuple[TableConfig, ...]:
     """Read the table entries of a bronze YAML config."""
+    return tuple(_table_from_dict(str(n), t) for n, t in _load_doc(path)["tables"].items())
+
+
+def _load_doc(path: str | Path) -> Mapping[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"expected a config file at {p}, found none")
@@ -301,7 +323,10 @@ def load_tables(path: str | Path) -> tuple[TableConfig, ...]:
         raise ConfigError(f"expected valid YAML in {p}: {exc}") from exc
     if not isinstance(doc, Mapping) or not isinstance(doc.get("tables"), Mapping) or not doc["tables"]:
         raise ConfigError(f"expected a non-empty 'tables:' mapping in {p}")
-    return tuple(_table_from_dict(str(n), t) for n, t in doc["tables"].items())
+    unknown = set(doc) - {"tables", "lineage"}
+    if unknown:
+        raise ConfigError(f"expected top-level keys tables and lineage in {p}, found {sorted(unknown)}")
+    return doc
 
 
 def reprocess_glob(pattern: str, raw: str) -> str:
@@ -333,6 +358,7 @@ def load_job_config(
 ) -> JobConfig:
     """Build the run's JobConfig; ``tables`` limits the run to those names (in conf order)."""
     all_tables = load_tables(config_path)
+    lineage = parse_lineage(_load_doc(config_path).get("lineage"))
     if tables:
         names = [t.name for t in all_tables]
         unknown = [t for t in tables if t not in names]
@@ -347,4 +373,5 @@ def load_job_config(
         tables=all_tables,
         dry_run=dry_run,
         reprocess=reprocess_glob(reprocess, raw) if reprocess else None,
+        lineage=lineage,
     )

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 from bronze import deltalog, fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
 from bronze.manifest import Manifest
-from bronze.manifest_schema import DDL, SCHEMA_VERSION, VIEWS
+from bronze.manifest_schema import DDL, INDEX_TABLES, SCHEMA_VERSION, VIEWS
 from bronze.mirror import MARKER
 from bronze.units import DELTA_FILE, FILE, unit_id, version_cursor
 
@@ -84,7 +84,7 @@ def _migrated(rows: list[dict]) -> list[LedgerEntry]:
 def _recreate(manifest: Manifest) -> tuple[list[dict], dict[str, int]]:
     """Drop whatever schema the manifest had (keeping schema-1 rows for the migration) and create the index."""
     old = _old_rows(manifest.con) if manifest.state("schema_version") != SCHEMA_VERSION else ([], {})
-    for table in ("manifest_processed_files", "runs", "watermarks", "parquet_mirror", "index_state"):
+    for table in INDEX_TABLES:
         manifest.con.execute(f"DROP TABLE IF EXISTS {table}")
     manifest.con.execute(DDL)
     manifest.con.execute(VIEWS)

@@ -24,7 +24,8 @@ import duckdb
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
-from bronze.manifest_schema import DDL, FILE_COLUMNS, VIEWS
+from bronze.manifest_quality import record_quality
+from bronze.manifest_schema import DDL, FILE_COLUMNS, INDEX_TABLES, VIEWS
 from bronze.units import cursor_value, cursor_version, version_cursor
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Manifest:
 
     def clear(self) -> None:
         """Empty every index table (a rebuild follows); ``runs`` is rebuilt too."""
-        for table in ("manifest_processed_files", "watermarks", "parquet_mirror", "runs", "index_state"):
+        for table in INDEX_TABLES:
             self.con.execute(f"DELETE FROM {table}")
 
     # --- units ------------------------------------------------------------------------------------
@@ -354,6 +355,8 @@ class Manifest:
                 json.dumps(doc),
             ],
         )
+        for table in doc.get("tables", []):
+            record_quality(self.con, doc["run_id"], table)
 
     def unfinished_runs(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT run_id FROM runs WHERE status = 'running'").fetchall()]

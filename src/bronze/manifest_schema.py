@@ -81,7 +81,41 @@ CREATE TABLE IF NOT EXISTS index_state (
     key   VARCHAR PRIMARY KEY,
     value VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS expectation_results (
+    run_id      VARCHAR NOT NULL,
+    table_name  VARCHAR NOT NULL,
+    expectation VARCHAR NOT NULL,
+    action      VARCHAR NOT NULL,
+    failed_rows BIGINT NOT NULL,
+    total_rows  BIGINT NOT NULL,
+    outcome     VARCHAR NOT NULL,
+    detail      VARCHAR,
+    examples    JSON,
+    PRIMARY KEY (run_id, table_name, expectation)
+);
+CREATE TABLE IF NOT EXISTS schema_history (
+    table_name  VARCHAR NOT NULL,
+    src_path    VARCHAR NOT NULL,
+    run_id      VARCHAR NOT NULL,
+    columns     JSON NOT NULL,
+    added       JSON NOT NULL,
+    missing     JSON NOT NULL,
+    retyped     JSON NOT NULL,
+    outcome     VARCHAR NOT NULL,
+    PRIMARY KEY (table_name, src_path, run_id)
+);
 """
+# Every table of the index: emptied before a rebuild, dropped when the layout changes. expectation_results
+# and schema_history are rebuilt from the run summaries in the lake, like runs.
+INDEX_TABLES = (
+    "manifest_processed_files",
+    "runs",
+    "watermarks",
+    "parquet_mirror",
+    "index_state",
+    "expectation_results",
+    "schema_history",
+)
 
 # Views over the tables above: created once the layout is this version's (an older manifest may lack a
 # column they read until it is rebuilt).

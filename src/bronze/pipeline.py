@@ -24,20 +24,24 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bronze import deltalog, fs, index, ledger
-from bronze.batch import Batch, BatchConflictError, land, rollback, stage
+from bronze.batch import BatchConflictError
+from bronze.batch_step import BatchContext, land_units
 from bronze.config import FILE_FORMATS, JobConfig, TableConfig
+from bronze.drift import schema_history
 from bronze.errors import SourceError
+from bronze.expectations import check_sql
 from bronze.ledger import FAILED, REMOVED
+from bronze.lineage import Lineage
 from bronze.lock import RunLease, RunLock, run_alive
 from bronze.manifest import Manifest
+from bronze.manifest_quality import record_quality
 from bronze.mirror import sync_parquet_mirror
 from bronze.recovery import cleanup, recover
-from bronze.report import summary_dict
-from bronze.results import FileResult, RunResult, TableResult, file_results, new_run_id
-from bronze.rows import count_by_file, tag_rows
+from bronze.report import summary_dict, table_summary
+from bronze.results import FileResult, RunResult, TableResult, new_run_id
 from bronze.session import session_conf
 from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
-from bronze.sources.base import Candidate, Discovery, SourceFrame
+from bronze.sources.base import Candidate, Discovery
 from bronze.units import Unit, cursor_value, source_version_app_id, unit_app_id, unit_id
 from bronze.views import refresh_views
 from bronze.writers import LakePaths, purge_rejects
@@ -62,6 +66,10 @@ class Run:
         self.paths = LakePaths(job.lake)
         self.writing = not job.dry_run
         self.source_factory = source_factory
+        self.lineage: Lineage | None = None
+        if self.writing and job.lineage.transport != "none":
+            lake_dir = fs.join(job.lake, "_bronze", "lineage")
+            self.lineage = Lineage(job.lineage, lambda path, text: fs.write_text(spark, path, text), lake_dir)
 
 
 def _log_file(table: str, f: FileResult) -> None:
@@ -165,21 +173,6 @@ def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
     return _close(result, started)
 
 
-def _land_units(ctx: Run, table: TableConfig, units: list[Unit], src: SourceFrame) -> list[FileResult]:
-    """Stage and land a batch, or (dry run) count it."""
-    if not ctx.writing:
-        counts = count_by_file(tag_rows(table, src, ctx.result.ingestion_ts, ctx.result.run_id)) if src.parts else {}
-        return file_results([u.path for u in units], {u.path: u.error for u in units if u.error}, counts)
-    batch = Batch(ctx.result.run_id, table.name, ctx.result.ingestion_ts, units)
-    staging = ctx.paths.staging(ctx.result.run_id, table.name)
-    try:
-        stage(ctx.spark, table, staging, batch, src)
-        return land(ctx.spark, table, ctx.paths, ctx.manifest, ctx.result.run_id)
-    except BatchConflictError:
-        rollback(ctx.spark, staging, ctx.paths.delta(table.name))
-        raise
-
-
 def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]:
     """The table's source discovers its units; the new ones (by fingerprint for a listing, after the cursor
     for an ordered source) not landed by another run meanwhile are read in one Spark job and landed."""
@@ -243,7 +236,10 @@ def _plan_source(ctx: Run, table: TableConfig, result: TableResult, source: Sour
         )
         for u in units
     ]
-    landed = _land_units(ctx, table, units, src)
+    batch_ctx = BatchContext(spark, ctx.paths, manifest, ctx.result, ctx.writing, ctx.lineage)
+    landed = land_units(batch_ctx, table, result, units, src)
+    done = {f.path for f in landed if f.status != FAILED}
+    result.schemas = schema_history(ctx.manifest.con, table.name, src.observed, src.drift, done)
     if source.ordered:
         result.ranges.extend(extracted_ranges(units, landed))
         result.watermark = cursor_value(found.cursor)
@@ -314,6 +310,8 @@ def run(
 ) -> RunResult:
     """Run every configured table under the lake's run lock, with this run's lease held. ``source_factory``
     gives each table its source (another one replays a table's rejects, :mod:`bronze.replay`)."""
+    for table in job.tables:  # a bad expectation is a configuration error: nothing is written
+        check_sql(spark, table)
     now = datetime.now(UTC)
     result = RunResult(new_run_id(now), now, job.dry_run, args=list(args or []))
     if job.dry_run:
@@ -337,6 +335,7 @@ def run(
             manifest.start_run(result.run_id, now, result.args)
             for table in job.tables:
                 result.tables.append(ingest_table(ctx, table))
+                record_quality(manifest.con, result.run_id, table_summary(result.tables[-1]))
                 mfile.publish(manifest)
             status = "failed" if result.failed else "succeeded"
             summary = summary_dict(result)

@@ -19,6 +19,7 @@ from bronze.batch import BatchConflictError, land, read_batch, rollback
 from bronze.config import TableConfig
 from bronze.lock import lease_path, run_alive
 from bronze.manifest import Manifest
+from bronze.quality import checked
 from bronze.results import FileResult
 from bronze.units import batch_app_id
 from bronze.writers import LakePaths, rows_dir
@@ -52,7 +53,9 @@ def recover(
         committed = not table.merge and (
             deltalog.find_txn_commit(spark, delta_path, batch_app_id(table.name, run_id)) is not None
         )
-        if committed or (staged and (table.merge or not needs_rows)):
+        # A batch with gates is finished only once its check passed (quality.json): else it never commits.
+        finishable = staged and (table.merge or not needs_rows) and checked(spark, table, staging)
+        if committed or finishable:
             logger.warning(
                 "%s: finishing the batch of run %s, which did not complete (%d units)",
                 table.name,

@@ -5,9 +5,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bronze.results import RunResult
+    from bronze.results import RunResult, TableResult
 
 COLUMNS = ("table", "new", "skipped", "failed", "changed", "rows in", "valid", "rejected", "seconds")
+
+
+def table_summary(t: TableResult) -> dict[str, Any]:
+    return {
+        "table": t.table,
+        "files_new": t.files_new,
+        "files_skipped": t.files_skipped,
+        "files_failed": t.files_failed,
+        "files_changed": t.files_changed,
+        "rows_read": t.rows_read,
+        "rows_valid": t.rows_valid,
+        "rows_rejected": t.rows_rejected,
+        "seconds": round(t.seconds, 2),
+        "note": t.note,
+        "ranges": t.ranges,
+        "watermark": t.watermark,
+        "expectations": t.expectations,
+        "schemas": t.schemas,
+        "files": [
+            {
+                "path": f.path,
+                "status": f.status,
+                "rows_read": f.rows_read,
+                "rows_valid": f.rows_valid,
+                "rejected": f.rejected,
+                "error": f.error,
+            }
+            for f in t.files
+        ],
+    }
 
 
 def summary_dict(result: RunResult) -> dict[str, Any]:
@@ -16,35 +46,33 @@ def summary_dict(result: RunResult) -> dict[str, Any]:
         "ingestion_ts": result.ingestion_ts.isoformat(),
         "dry_run": result.dry_run,
         "totals": result.totals(),
-        "tables": [
-            {
-                "table": t.table,
-                "files_new": t.files_new,
-                "files_skipped": t.files_skipped,
-                "files_failed": t.files_failed,
-                "files_changed": t.files_changed,
-                "rows_read": t.rows_read,
-                "rows_valid": t.rows_valid,
-                "rows_rejected": t.rows_rejected,
-                "seconds": round(t.seconds, 2),
-                "note": t.note,
-                "ranges": t.ranges,
-                "watermark": t.watermark,
-                "files": [
-                    {
-                        "path": f.path,
-                        "status": f.status,
-                        "rows_read": f.rows_read,
-                        "rows_valid": f.rows_valid,
-                        "rejected": f.rejected,
-                        "error": f.error,
-                    }
-                    for f in t.files
-                ],
-            }
-            for t in result.tables
-        ],
+        "tables": [table_summary(t) for t in result.tables],
     }
+
+
+def _expectation_lines(result: RunResult) -> list[str]:
+    out = []
+    for t in result.tables:
+        for e in t.expectations:
+            detail = f" ({e['detail']})" if e.get("detail") else ""
+            examples = f"; e.g. {'; '.join(e['examples'])}" if e.get("examples") else ""
+            out.append(
+                f"  {t.table}: {e['name']} [{e['action']}]: {e['outcome']}, "
+                f"{e['failed_rows']} of {e['total_rows']} rows{detail}{examples}"
+            )
+    return out
+
+
+def _drift_lines(result: RunResult) -> list[str]:
+    out = []
+    for t in result.tables:
+        for s in t.schemas:
+            if not (s["added"] or s["missing"] or s["retyped"] or s["outcome"] != "ok"):
+                continue
+            changes = [f"+{c}" for c in s["added"]] + [f"-{c}" for c in s["missing"]]
+            changes += [f"{r['column']}: {r['from']} -> {r['to']}" for r in s["retyped"]]
+            out.append(f"  {t.table}: {s['src_path']}: {s['outcome']}; {', '.join(changes) or 'no change'}")
+    return out
 
 
 def _range(r: dict) -> str:
@@ -104,6 +132,16 @@ def format_summary(result: RunResult) -> str:
         out.append("")
         out.append("extracted ranges (from, to], rows; watermark now:")
         out += [f"  {t.table}: {_range(r)}, {r['rows']} rows; now {t.watermark or '-'}" for t, r in ranges]
+    expectations = _expectation_lines(result)
+    if expectations:
+        out.append("")
+        out.append("expectations (failed rows of rows checked):")
+        out += expectations
+    drift = _drift_lines(result)
+    if drift:
+        out.append("")
+        out.append("schema drift (against the unit before; outcome of on_drift):")
+        out += drift
     notes = [f"  {t.table}: {t.note}" for t in result.tables if t.note]
     if notes:
         out.append("")

@@ -44,6 +44,10 @@ class TableResult:
     # Ordered sources: the ranges this run extracted ({column, from, to, rows, units}) and where it stands now.
     ranges: list[dict] = field(default_factory=list)
     watermark: str | None = None
+    # Expectation and gate outcomes of the table's batch (bronze.expectations.ExpectationResult as dicts).
+    expectations: list[dict] = field(default_factory=list)
+    # Each unit's observed schema and what changed against the table's previous unit (bronze.drift).
+    schemas: list[dict] = field(default_factory=list)
 
     @property
     def rows_read(self) -> int:

@@ -9,6 +9,7 @@ from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType
 
 from bronze.audit import with_audit_columns
 from bronze.columns import (
@@ -23,6 +24,8 @@ from bronze.columns import (
     VALID,
 )
 from bronze.config import TableConfig
+from bronze.expectations import with_failed_expectations
+from bronze.quality_config import RESCUE, RESCUED_DATA
 from bronze.sources.base import SourceFrame
 from bronze.sources.delta_changes import COMMIT_VERSION
 from bronze.validation import with_duplicates_in_batch, with_reject_reason, with_typed_columns
@@ -51,16 +54,24 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
     """
     sep = table.options.get("sep", table.options.get("delimiter", ",")) if table.format == "csv" else None
     tagged_parts = []
+    evolved = _evolved_columns(src)
     for part in src.parts:
         # Source columns beyond the contract (schema evolution of a change log) ride along into a MERGE
-        # (withSchemaEvolution); internal ones start with _.
+        # (withSchemaEvolution); internal ones start with _. Under on_drift: evolve, the parts' new columns.
         extras = [c for c in part.df.columns if c not in table.schema.names and not c.startswith("_")]
-        extras = extras if table.merge else []
-        tagged = part.df.transform(with_typed_columns(table.schema)).transform(
-            with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep)
+        extras = extras if table.merge else list(evolved)
+        df = part.df
+        for name, dtype in evolved.items():  # a part without one of the batch's new columns: NULL there
+            if name not in df.columns:
+                df = df.withColumn(name, F.lit(None).cast(dtype))
+        if table.quality.on_drift == RESCUE and RESCUED_DATA not in df.columns:
+            df = df.withColumn(RESCUED_DATA, F.lit(None).cast("string"))
+        tagged = df.transform(with_typed_columns(table.schema)).transform(
+            with_reject_reason(table.schema, part.raw_record, src.file_rejects, sep, part.fields)
         )
         if table.merge:
             tagged = tagged.transform(with_duplicates_in_batch(table.keys, table.merge.sequence_by, COMMIT_VERSION))
+        tagged = tagged.transform(with_failed_expectations(table.quality.rejecting, part.raw_record))
         # The hash covers the row's contract columns as read (raw values): no formatting of typed values.
         hashed = [(HASH_PREFIX if part.hash_marker else RAW_PREFIX) + c for c in table.schema.names]
         # Audit first: a derived column may use them (a snapshot's ingestion_date).
@@ -81,6 +92,16 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
             )
         )
     return reduce(DataFrame.unionByName, tagged_parts)
+
+
+def _evolved_columns(src: SourceFrame) -> dict[str, DataType]:
+    """The batch's columns beyond the contract that bronze gains (on_drift: evolve), with their types."""
+    out: dict[str, DataType] = {}
+    for part in src.parts:
+        types = {f.name: f.dataType for f in part.df.schema.fields}
+        for name in part.extras:
+            out.setdefault(name, types[name])
+    return out
 
 
 def count_by_file(df: DataFrame) -> dict[str, dict[str | None, int]]:

@@ -131,11 +131,13 @@ def with_reject_reason(
     raw_record: Column,
     file_rejects: Mapping[str, tuple[str, str]],
     sep: str | None = None,
+    fields: int | None = None,
 ) -> Callable[[DataFrame], DataFrame]:
     """Add ``_reason_code`` / ``_reason_detail`` (NULL for valid rows) and ``_raw_record`` for rejects.
 
     Expects the output of :func:`with_typed_columns` (typed contract columns, ``__raw_*``, ``_corrupt_record``).
-    ``file_rejects`` rejects every row of the listed files (e.g. a CSV header that does not match).
+    ``file_rejects`` rejects every row of the listed files (e.g. a CSV header that does not match);
+    ``fields`` is how many fields a well-formed CSV record has (default: the contract's columns).
     """
 
     def transform(df: DataFrame) -> DataFrame:
@@ -158,7 +160,8 @@ def with_reject_reason(
             detail = F.when(cell_error, F.col(CELL_ERROR)).otherwise(detail)
         malformed = F.col(CORRUPT).isNotNull()
         code = F.when(malformed, F.lit(MALFORMED_RECORD)).otherwise(code)
-        detail = F.when(malformed, malformed_detail(F.col(CORRUPT), len(schema.fields), sep)).otherwise(detail)
+        width = fields or len(schema.fields)
+        detail = F.when(malformed, malformed_detail(F.col(CORRUPT), width, sep)).otherwise(detail)
         for path, (file_code, file_detail) in file_rejects.items():
             in_file = F.col(SRC) == F.lit(path)
             code = F.when(in_file, F.lit(file_code)).otherwise(code)

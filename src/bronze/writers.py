@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StringType, StructType
 
 from bronze import fs
 from bronze.columns import (
@@ -42,6 +42,7 @@ from bronze.columns import (
 from bronze.config import TableConfig
 from bronze.deltalog import DataFile
 from bronze.errors import ConservationError
+from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.session import session_conf
 
 logger = logging.getLogger(__name__)
@@ -276,7 +277,8 @@ def move_into_table(
 def bronze_columns(table: TableConfig, audit: Sequence[str], extras: Sequence[str] = ()) -> list[str]:
     """Contract columns (plus source columns added by schema evolution), audit columns, then the partition
     columns (last, where Parquet readers put them)."""
-    base = [c for c in [*table.schema.names, *extras, *table.derived] if c not in table.partition_by]
+    rescued = [RESCUED_DATA] if table.quality.on_drift == RESCUE else []
+    base = [c for c in [*table.schema.names, *rescued, *extras, *table.derived] if c not in table.partition_by]
     return [*base, *audit, *table.partition_by]
 
 
@@ -292,6 +294,8 @@ def write_delta(
     """Append (or overwrite: a full load's snapshot replaces the table) with a Delta transaction id: a
     retried write of the same batch is skipped by Delta itself."""
     writer = df.write.format("delta").mode(mode).option("txnAppId", txn_app_id).option("txnVersion", 0)
+    if table.quality.on_drift in (RESCUE, EVOLVE):  # new columns (or the rescue column) join the table
+        writer = writer.option("mergeSchema", "true")
     if user_metadata:
         writer = writer.option("userMetadata", user_metadata)
     if table.partition_by:
@@ -312,7 +316,27 @@ def write_rejects(df: DataFrame, paths: LakePaths, table: str, run_id: str) -> N
     body.coalesce(1).write.mode("overwrite").parquet(pq)
     # The CSV copy is derived from the Parquet just written, so both hold the same rows even on a retry.
     spark = df.sparkSession
-    spark.read.parquet(pq).coalesce(1).write.mode("overwrite").option("header", "true").option("escape", '"').csv(csv)
+    for_people = spark.read.parquet(pq).transform(without_formulas)
+    for_people.coalesce(1).write.mode("overwrite").option("header", "true").option("escape", '"').csv(csv)
+
+
+# A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection, OWASP).
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def without_formulas(df: DataFrame) -> DataFrame:
+    """Text values that a spreadsheet would run as a formula get a leading apostrophe (shown as text, not
+    run); only the CSV copy of the rejects is for people, the Parquet copy keeps the exact text."""
+    return df.select(
+        *[
+            F.when(F.col(f"`{f.name}`").rlike(FORMULA_START), F.concat(F.lit("'"), F.col(f"`{f.name}`")))
+            .otherwise(F.col(f"`{f.name}`"))
+            .alias(f.name)
+            if isinstance(f.dataType, StringType)
+            else F.col(f"`{f.name}`")
+            for f in df.schema.fields
+        ]
+    )
 
 
 def purge_rejects(spark: SparkSession, paths: LakePaths, table: str, src_paths: list[str]) -> None:

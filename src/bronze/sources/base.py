@@ -32,6 +32,10 @@ class RawPart:
     row_number: Column | None = None  # where the format has one (the sheet row of an xlsx row)
     # Set: HASH_PREFIX columns hold the values the row hash covers, with this marker standing for ''.
     hash_marker: str | None = None
+    # Columns beyond the contract this part brings into bronze (a change log's new columns, on_drift: evolve).
+    extras: tuple[str, ...] = ()
+    # Fields a well-formed record of this part has (a CSV file's header width), for a malformed row's detail.
+    fields: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,9 @@ class SourceFrame:
     failed_raw: Mapping[str, str] = field(default_factory=dict)
     # path -> content checksum computed while reading (saves a second read of the bytes)
     checksums: Mapping[str, str] = field(default_factory=dict)
+    # path -> the unit's observed columns ((name, type), its order) and what the drift policy did with it
+    observed: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    drift: Mapping[str, str] = field(default_factory=dict)
 
 
 class FormatReader(Protocol):
@@ -142,4 +149,6 @@ def merge_frames(*frames: SourceFrame) -> SourceFrame:
         failed={k: v for f in frames for k, v in f.failed.items()},
         failed_raw={k: v for f in frames for k, v in f.failed_raw.items()},
         checksums={k: v for f in frames for k, v in f.checksums.items()},
+        observed={k: v for f in frames for k, v in f.observed.items()},
+        drift={k: v for f in frames for k, v in f.drift.items()},
     )

@@ -1,16 +1,38 @@
-"""JSON lines: read as text and parsed with the contract's columns as strings, so every row keeps its line."""
+"""JSON lines: read as text and parsed with the contract's columns as strings, so every row keeps its line.
+
+The keys each file uses are gathered first (one small job over the same lines): they are the unit's observed
+schema, and keys outside the contract are schema drift that the table's ``on_drift`` decides on (rescue into
+``_rescued_data``, evolve bronze, reject the file, or fail the table).
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+import logging
+
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField
 
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
+from bronze.drift import REJECTED, DriftError, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
+from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
+from bronze.reasons import SCHEMA_MISMATCH
 from bronze.session import driver_listing
 from bronze.sources.base import RawPart, SourceFrame, string_schema, with_src_file
 from bronze.sources.text import scan_text_units
+
+logger = logging.getLogger(__name__)
+
+
+def keys_by_file(lines: DataFrame) -> dict[str, list[str]]:
+    """The top-level keys each file's JSON objects use (sorted)."""
+    keys = lines.select(F.col(SRC), F.explode(F.expr("json_object_keys(value)")).alias("k")).distinct().collect()
+    out: dict[str, list[str]] = {}
+    for row in keys:
+        out.setdefault(row[SRC], []).append(row["k"])
+    return {path: sorted(ks) for path, ks in out.items()}
 
 
 def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
@@ -23,16 +45,42 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
         lines = spark.read.text(readable).transform(with_src_file)
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
-    parsed = F.from_json(
-        F.col("value"),
-        string_schema(table.schema),
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT},
-    )
+    policy = table.quality.on_drift
+    observed, drift, file_rejects, extras = {}, {}, {}, []
+    for path, keys in keys_by_file(lines).items():
+        observed[path] = tuple((k, "json") for k in keys)
+        found = match_columns(table.schema, keys, case_sensitive=True).extras  # Spark matches keys exactly
+        try:
+            drift[path] = unit_outcome(table.name, policy, path, found)
+        except DriftError as exc:
+            raise DriftError(f"{table.name}: {exc}") from exc
+        if drift[path] == REJECTED:
+            file_rejects[path] = (SCHEMA_MISMATCH, extras_detail(found))
+            logger.warning("%s: %s: %s", table.name, path, file_rejects[path][1])
+        extras += [k for k in found if k not in extras]
+    evolved = extras if policy == EVOLVE else []
+    schema = string_schema(table.schema, with_corrupt=False)
+    parse_schema = schema.add(StructField(CORRUPT, StringType())) if not evolved else schema
+    for k in evolved:
+        parse_schema = parse_schema.add(StructField(k, StringType()))
+    if evolved:
+        parse_schema = parse_schema.add(StructField(CORRUPT, StringType()))
+    parsed = F.from_json(F.col("value"), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    drifted = [parsed.getField(k).alias(k) for k in evolved]
+    if extras and policy == RESCUE:
+        # The row's keys outside the contract, their values as JSON text.
+        contract = F.array(*[F.lit(c) for c in table.schema.names])
+        rest = F.map_filter(
+            F.from_json(F.col("value"), "map<string,string>"), lambda k, _: ~F.array_contains(contract, k)
+        )
+        drifted.append(F.when(F.size(rest) > 0, F.to_json(rest)).alias(RESCUED_DATA))
     not_an_object = ~F.ltrim(F.col("value")).startswith("{")
     df = lines.select(
         *[parsed.getField(c).alias(c) for c in table.schema.names],
+        *drifted,
         F.when(not_an_object, F.col("value")).otherwise(parsed.getField(CORRUPT)).alias(CORRUPT),
         F.col(SRC),
         F.col("value").alias("_line"),
     )
-    return SourceFrame((RawPart(df, F.col("_line")),), {}, units.failed, units.failed_raw, units.checksums)
+    part = RawPart(df, F.col("_line"), extras=tuple(evolved))
+    return SourceFrame((part,), file_rejects, units.failed, units.failed_raw, units.checksums, observed, drift)

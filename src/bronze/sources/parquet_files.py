@@ -30,7 +30,9 @@ from pyspark.sql.types import (
 
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
+from bronze.drift import REJECTED, DriftError, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
+from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import SCHEMA_MISMATCH, UNREADABLE_FILE, failure
 from bronze.session import driver_listing
 from bronze.sources.base import RawPart, SourceFrame, java_error, with_src_file
@@ -119,6 +121,8 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
     """
     failed: dict[str, str] = {}
     file_rejects: dict[str, tuple[str, str]] = {}
+    observed: dict[str, tuple[tuple[str, str], ...]] = {}
+    drift: dict[str, str] = {}
     groups: dict[str, tuple[StructType, list[str]]] = {}
     for f in files:
         if f.size == 0:
@@ -130,7 +134,15 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
             failed[f.path] = failure(UNREADABLE_FILE, f"not a readable Parquet file: {java_error(exc)}")
             logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
             continue
+        observed[f.path] = tuple((p.name, p.dataType.simpleString()) for p in physical.fields)
+        extras = match_columns(table.schema, physical.names).extras
+        try:
+            drift[f.path] = unit_outcome(table.name, table.quality.on_drift, f.path, extras)
+        except DriftError as exc:
+            raise DriftError(f"{table.name}: {exc}") from exc
         problems = schema_problems(physical, table.schema)
+        if drift[f.path] == REJECTED:
+            problems.append(extras_detail(extras))
         if problems:
             file_rejects[f.path] = (SCHEMA_MISMATCH, "; ".join(problems))
             logger.warning("%s: %s: schema mismatch: %s", table.name, f.path, "; ".join(problems))
@@ -140,7 +152,7 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
         with driver_listing(spark, paths):
             df = spark.read.schema(physical).parquet(*paths).transform(with_src_file)
         by_lower = {f.name.lower(): f for f in physical.fields}
-        mismatched = bool(schema_problems(physical, table.schema))
+        mismatched = paths[0] in file_rejects  # one physical schema: one decision for the group
         cols = []
         for c in table.schema.fields:
             p = by_lower.get(c.name.lower())
@@ -148,7 +160,14 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
                 cols.append(F.lit(None).cast(StringType()).alias(c.name))
             else:
                 cols.append(F.col(f"`{p.name}`").alias(c.name))
+        extras = [] if mismatched else list(match_columns(table.schema, physical.names).extras)
+        policy = table.quality.on_drift
+        if extras and policy == RESCUE:
+            rescued = F.to_json(F.struct(*[F.col(f"`{c}`") for c in extras]))
+            cols.append(F.when(rescued != "{}", rescued).alias(RESCUED_DATA))
+        elif extras and policy == EVOLVE:
+            cols += [F.col(f"`{c}`") for c in extras]
         raw = F.to_json(F.struct(*[F.col(f"`{p.name}`") for p in physical.fields]), {"ignoreNullFields": "false"})
         out = df.select(*cols, F.lit(None).cast(StringType()).alias(CORRUPT), F.col(SRC), raw.alias("_row_json"))
-        parts.append(RawPart(out, F.col("_row_json")))
-    return SourceFrame(tuple(parts), file_rejects, failed)
+        parts.append(RawPart(out, F.col("_row_json"), extras=tuple(extras) if policy == EVOLVE else ()))
+    return SourceFrame(tuple(parts), file_rejects, failed, observed=observed, drift=drift)
