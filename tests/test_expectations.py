@@ -3,6 +3,7 @@ the pipeline on tiny CSV files: exact rows, exact reasons, exact manifest record
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -116,6 +117,17 @@ def test_fail_expectation_lands_nothing_and_retries_the_units(spark: SparkSessio
     fixed = run(spark, tmp_path)
     assert not fixed.failed and fixed.tables[0].files_new == 1
     assert bronze_ids(spark, tmp_path) == [1, 2, 3, 4]
+    # OpenLineage (file transport, the default): START then FAIL for the stopped batch, START then COMPLETE
+    # for the landed one, with the unit as input and exact row counts as output statistics.
+    events = [json.loads(p.read_text()) for p in sorted((tmp_path / "lake" / "_bronze" / "lineage").rglob("*.json"))]
+    assert [e["eventType"] for e in events] == ["START", "FAIL", "START", "COMPLETE"]
+    assert "no_zero_qty" in events[1]["run"]["facets"]["errorMessage"]["message"]
+    (unit,) = events[3]["inputs"]
+    assert unit["name"].endswith("/raw/items/a.csv") and unit["inputFacets"]["bronze_ledger"]["rows_read"] == 5
+    counts = {
+        o["name"].rsplit("/", 2)[-2]: o["outputFacets"]["outputStatistics"]["rowCount"] for o in events[3]["outputs"]
+    }
+    assert counts == {"delta": 4, "parquet": 4, "items": 1}
 
 
 @pytest.mark.parametrize(

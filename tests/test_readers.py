@@ -11,7 +11,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import list_files
-from bronze.sources.csv_files import check_csv_header, read_csv
+from bronze.sources.csv_files import Header, check_header, header_columns, read_csv
 from bronze.sources.json_lines import read_json_lines
 
 SCHEMA = StructType([StructField("id", LongType(), False), StructField("name", StringType(), True)])
@@ -21,11 +21,19 @@ def _table(fmt: str, source: str) -> TableConfig:
     return TableConfig(name="t", source=source, format=fmt, schema=SCHEMA)
 
 
-def test_header_check_is_exact_on_names_and_order() -> None:
-    assert check_csv_header(b"id,name\n1,a\n", SCHEMA, {}) is None
-    assert check_csv_header(b"\xef\xbb\xbfID , Name\n", SCHEMA, {}) is None
-    assert check_csv_header(b"name,id\n", SCHEMA, {}) == "header expected [id,name], found [name,id]"
-    assert check_csv_header(b"id;name\n", SCHEMA, {"sep": ";"}) is None
+def test_header_matches_by_name_in_any_order() -> None:
+    table = _table("csv", "*.csv")
+    assert check_header(header_columns(b"id,name\n1,a\n", {}), table, ",") == Header(None, None, "ok")
+    assert check_header(header_columns(b"\xef\xbb\xbfID , Name\n", {}), table, ",").layout is None
+    assert check_header(header_columns(b"name,id\n", {}), table, ",") == Header(("name", "id"), None, "ok")
+    assert check_header(header_columns(b"id;name\n", {"sep": ";"}), table, ";").problem is None
+    assert check_header(["name"], table, ",").problem == (
+        "header expected [id,name], found [name]: not-null columns missing: ['id']"
+    )
+    assert check_header(["id", "name", "x"], table, ",") == Header(
+        None, "header expected [id,name], found [id,name,x]", "rejected"
+    )
+    assert check_header(["id", "ID"], table, ",").problem.endswith("blank or repeated column names")
 
 
 def test_glob_with_double_star_matches_any_depth(tmp_path: Path) -> None:
@@ -55,7 +63,10 @@ def test_csv_keeps_every_row_and_flags_files(spark: SparkSession, tmp_path: Path
         f"file:{raw}/zipped.csv": "UNREADABLE_FILE: gzip-compressed content in a file named as plain text",
     }
     assert src.file_rejects == {
-        f"file:{raw}/renamed.csv": ("HEADER_MISMATCH", "header expected [id,name], found [ident,name]")
+        f"file:{raw}/renamed.csv": (
+            "HEADER_MISMATCH",
+            "header expected [id,name], found [ident,name]: not-null columns missing: ['id']",
+        )
     }
     rows = sorted((r["id"], r["name"], r[CORRUPT], r[SRC]) for r in src.parts[0].df.collect())
     good = f"file:{raw}/good + more.csv"
