@@ -40,7 +40,7 @@ from bronze.results import FileResult, file_results
 from bronze.rows import tag_rows
 from bronze.sources.base import SourceFrame
 from bronze.sources.parquet_files import parquet_rows
-from bronze.units import Unit, batch_app_id, unit_app_id, units_from_json, units_to_json
+from bronze.units import REPLAY, Unit, batch_app_id, unit_app_id, units_from_json, units_to_json
 from bronze.writers import (
     TARGET_FILE_BYTES,
     CommitPlan,
@@ -196,7 +196,8 @@ def ledger_entries(table: str, batch: Batch, results: list[FileResult]) -> list[
                 rejected=dict(r.rejected),
                 error=r.error,
                 run_id=batch.run_id,
-                rejects_run=batch.run_id if (r.rows_rejected or r.status == FAILED) else None,
+                # A replay writes no rejects: its still-failing rows stay in their run's folder (cursor: replay_of).
+                rejects_run=batch.run_id if (r.rows_rejected or r.status == FAILED) and u.kind != REPLAY else None,
                 cursor=u.cursor,
             )
         )
@@ -378,7 +379,8 @@ def land(
     if index is not None and mirrored is not None:
         index.set_mirrored_version(table.name, mirrored)
     crash_point("after_parquet")
-    if rejected_rows or failed:
+    # A replay's still-failing rows are in _rejects already (their own run's folder): written again they'd double.
+    if (rejected_rows or failed) and not all(u.kind == REPLAY for u in batch.units):
         rejects = file_rejects_frame(spark, batch)
         if rejected_rows:
             staged_rejects = read_staged_rejects(spark, staging).select(*REJECT_COLUMNS)

@@ -2,7 +2,8 @@
 
 ``bronze [run options]`` runs the job: parses the arguments, loads the configuration once into a typed
 JobConfig, builds the SparkSession and calls :func:`bronze.pipeline.run`. ``bronze manifest rebuild --lake L
---manifest M`` rebuilds the DuckDB manifest from the lake's ledger. Exit codes: 0 every file ingested or
+--manifest M`` rebuilds the DuckDB manifest from the lake's ledger; ``bronze replay --table T ...`` validates a
+table's rejects again and lands those that now pass (:mod:`bronze.replay`). Exit codes: 0 every file ingested or
 skipped as done; 1 some files failed or changed in place (the rest landed); 2 bad usage or configuration, or
 another run kept the lake locked past --lock-wait (nothing written).
 """
@@ -12,12 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+
+from pyspark.sql import SparkSession
 
 from bronze import pipeline
 from bronze.config import JobConfig, load_job_config
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.preflight import check_manifest, check_paths
+from bronze.replay import check_replayable, replay, summary_line
 from bronze.report import format_summary
+from bronze.results import RunResult
 from bronze.session import build_session
 
 logger = logging.getLogger("bronze")
@@ -99,31 +105,103 @@ def manifest_command(argv: list[str]) -> int:
     return 0
 
 
+def parse_replay_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bronze replay", description="Validate a table's rejects again and land those that pass."
+    )
+    p.add_argument("--table", required=True, help="the table whose rejects are replayed")
+    p.add_argument("--reason", default=None, help="only rejects of this reason code")
+    p.add_argument("--run", default=None, metavar="RUN_ID", help="only rejects of this run (its run_id folder)")
+    p.add_argument("--raw", default="data_raw", help="raw input root (CSV headers, Parquet footers are read there)")
+    p.add_argument("--lake", default="lake", help="lake root (path or URI)")
+    p.add_argument("--manifest", default="duckdb/warehouse.duckdb", help="DuckDB manifest: a local file or a URI")
+    p.add_argument("--config", default="conf/bronze.yaml", help="tables YAML")
+    p.add_argument("--lock-wait", type=float, default=300.0, metavar="SECONDS", help="wait for another run (300)")
+    p.add_argument("--master", default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def checked_usage(
+    load: Callable[[], tuple[argparse.Namespace, JobConfig]],
+) -> tuple[argparse.Namespace, JobConfig] | int:
+    """Arguments and configuration, checked before Spark starts; else the exit code (2 bad usage or config)."""
+    try:
+        return load()
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    except SystemExit as exc:  # argparse: bad usage (or --help: 0)
+        return 2 if exc.code else 0
+
+
+def replay_command(argv: list[str]) -> int:
+    """``bronze replay ...``: 0 it ran, 1 a unit failed, 2 bad usage (before Spark starts) or the lake locked."""
+
+    def load() -> tuple[argparse.Namespace, JobConfig]:
+        args = parse_replay_args(argv)
+        check_paths(args.raw, args.lake, args.manifest, dry_run=False)
+        job = load_job_config(args.config, args.raw, args.lake, args.manifest)
+        check_replayable(job.table(args.table), args.reason)
+        return args, job
+
+    def run(spark: SparkSession, args: argparse.Namespace, job: JobConfig) -> RunResult:
+        return replay(spark, job, args.table, args.reason, args.run, ["replay", *argv], args.lock_wait)
+
+    return run_command("bronze-replay", load, run, lambda result: print(summary_line(result), flush=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["manifest"]:
         return manifest_command(argv[1:])
-    try:
+    if argv[:1] == ["replay"]:
+        return replay_command(argv[1:])
+
+    def load() -> tuple[argparse.Namespace, JobConfig]:
         args = parse_args(argv)
-        job = load_config(args)
-    except ConfigError as exc:
-        logger.error("configuration error: %s", exc)
-        return 2
-    except SystemExit as exc:  # argparse: bad usage
-        return 2 if exc.code else 0
-    spark = build_session("bronze", master=args.master)
+        return args, load_config(args)
+
+    def run(spark: SparkSession, args: argparse.Namespace, job: JobConfig) -> RunResult:
+        return pipeline.run(spark, job, argv, lock_wait=args.lock_wait, use_lock=not args.no_lock)
+
+    return run_command("bronze", load, run)
+
+
+def run_command(
+    name: str,
+    load: Callable[[], tuple[argparse.Namespace, JobConfig]],
+    run: Callable[[SparkSession, argparse.Namespace, JobConfig], RunResult],
+    after: Callable[[RunResult], None] | None = None,
+) -> int:
+    """Check usage and configuration, start Spark, run, print the summary: the exit code (0, 1 or 2)."""
+    loaded = checked_usage(load)
+    if isinstance(loaded, int):
+        return loaded
+    args, job = loaded
+    spark = build_session(name, master=args.master)
     spark.sparkContext.setLogLevel("WARN")
+    result = reported(lambda: run(spark, args, job))
+    if result is None:
+        return 2
+    if after:
+        after(result)
+    return 1 if result.failed else 0
+
+
+def reported(call: Callable[[], RunResult]) -> RunResult | None:
+    """Run and print the summary; None (exit 2, nothing written) for a configuration error found once Spark
+    is up, or a lake another run kept locked."""
     try:
-        result = pipeline.run(spark, job, argv, lock_wait=args.lock_wait, use_lock=not args.no_lock)
+        result = call()
     except ConfigError as exc:
         logger.error("configuration error: %s", exc)
-        return 2
+        return None
     except LockTimeoutError as exc:
         logger.error("not started: %s", exc)
-        return 2
+        return None
     print(format_summary(result), flush=True)
-    return 1 if result.failed else 0
+    return result
 
 
 def run_main() -> None:

@@ -42,7 +42,16 @@ from bronze.results import FileResult, RunResult, TableResult, new_run_id
 from bronze.session import session_conf
 from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery
-from bronze.units import Unit, cursor_value, source_version_app_id, unit_app_id, unit_id
+from bronze.units import (
+    REPLAY,
+    REPLAY_MARK,
+    Unit,
+    cursor_value,
+    replayed_from,
+    source_version_app_id,
+    unit_app_id,
+    unit_id,
+)
 from bronze.views import refresh_views
 from bronze.writers import LakePaths, purge_rejects
 
@@ -126,26 +135,32 @@ def _matches(pattern: str, src_path: str, raw: str) -> bool:
 
 def reprocess(ctx: Run, table: TableConfig) -> None:
     """Remove the rows of the units named by --reprocess from Delta, Parquet and rejects, and record the
-    removal in the ledger, so this run lands their current content as their next generation. Re-running the
-    same command after a crash finishes the job (each step is idempotent)."""
+    removal in the ledger, so this run lands their current content as their next generation. The rows replayed
+    from their rejects (``bronze replay``) go with them. Re-running the same command after a crash finishes the
+    job (each step is idempotent)."""
     spark, job = ctx.spark, ctx.job
-    known = ctx.manifest.files_of(table.name)
-    targets = sorted(p for p, status in known.items() if status != REMOVED and _matches(job.reprocess, p, job.raw))
+    known = {p: s for p, s in ctx.manifest.files_of(table.name).items() if s != REMOVED}
+    targets = sorted(p for p in known if REPLAY_MARK not in p and _matches(job.reprocess, p, job.raw))
     if not targets:
         return
+    replays = sorted(p for p in known if REPLAY_MARK in p and replayed_from(p) in set(targets))
     logger.warning("%s: reprocessing %d files: removing their rows first", table.name, len(targets))
     run_id = ctx.result.run_id
     removed = [
         replace(e, status=REMOVED, rows_read=0, rows_valid=0, rows_rejected=0, rejected={}, error=None, run_id=run_id)
-        for e in ctx.manifest.entries_of(table.name, targets)
+        for e in ctx.manifest.entries_of(table.name, [*targets, *replays])
     ]
+    removed = [replace(e, kind=REPLAY) if REPLAY_MARK in e.src_path else e for e in removed]
     delta_path = ctx.paths.delta(table.name)
     if deltalog.latest_version(spark, delta_path) is not None:
         from delta.tables import DeltaTable
 
         metadata = ledger.commit_metadata(table.name, run_id, removed)
         with session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": metadata}):
-            DeltaTable.forPath(spark, delta_path).delete(F.col("src_filename").isin(targets))
+            # A file's own rows and its replayed ones (<file>#replay=...); not LIKE: '_' in a name is no wildcard.
+            DeltaTable.forPath(spark, delta_path).delete(
+                F.substring_index("src_filename", REPLAY_MARK, 1).isin(targets)
+            )
         sync_parquet_mirror(spark, delta_path, ctx.paths.parquet(table.name))
     purge_rejects(spark, ctx.paths, table.name, targets)
     index.record_entries(spark, ctx.manifest, job.lake, removed, f"ledger:{table.name}:{run_id}:removed")

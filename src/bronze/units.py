@@ -17,11 +17,24 @@ FILE = "file"
 DELTA_FILE = "delta_file"  # a data file a Delta change-log commit added
 JDBC_RANGE = "jdbc_range"  # a database table's rows in a watermark range, or a full snapshot
 HTTP_PAGE = "http_page"  # one page of an API entity, landed as JSON lines
+REPLAY = "replay"  # the rejected rows of one reject run, source file and reason, validated again (bronze replay)
+REPLAY_MARK = "#replay="
 
 
 def unit_id(table: str, path: str) -> str:
     """A short stable id for (table, source path)."""
     return hashlib.sha256(f"{table}\n{path}".encode()).hexdigest()[:32]
+
+
+def replay_path(src: str, run_id: str, reason: str) -> str:
+    """A replay unit's path: its rows' source path, reject run and reason (the manifest keys units by path, so a
+    replay must not reuse its file's)."""
+    return f"{src}{REPLAY_MARK}{run_id}/{reason}"
+
+
+def replayed_from(path: str) -> str:
+    """The source path a unit's rows came from: a replay unit's file, else the unit's own path."""
+    return path.split(REPLAY_MARK, 1)[0]
 
 
 def unit_app_id(uid: str) -> str:

@@ -154,7 +154,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
     if multi:
         logger.info("%s: %d files read with the multi-line parser (quoted line breaks)", table.name, multi)
     parts = tuple(
-        _part(
+        csv_part(
             _read(spark, paths, options, has_header, line_sep, layout or tuple(table.schema.names)),
             table,
             layout,
@@ -196,7 +196,7 @@ def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _part(df: DataFrame, table: TableConfig, layout: tuple[str, ...] | None, sep: str, escape: str) -> RawPart:
+def csv_part(df: DataFrame, table: TableConfig, layout: tuple[str, ...] | None, sep: str, escape: str) -> RawPart:
     """Contract columns with '' read as NULL (README rule); the hash's view keeps the file's values with the
     marker, which the row hash and raw_record write as "" (so '' and NULL differ there). A file whose header
     names the columns in another order (``layout``) is mapped by name; a missing nullable column is NULL;
