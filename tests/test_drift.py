@@ -184,3 +184,16 @@ def _summary(result: pipeline.RunResult) -> str:
     from bronze.report import format_summary
 
     return format_summary(result)
+
+
+def test_evolve_never_clashes_with_a_name_bronze_uses(spark: SparkSession, tmp_path: Path) -> None:
+    files = {
+        "a.jsonl": '{"id": 1, "name": "a", "qty": 10, "color": "red"}\n',
+        "b.jsonl": '{"id": 2, "ID": 7, "name": "b"}\n',  # a key that is a contract column in another case
+        "c.jsonl": '{"id": 3, "run_id": "x"}\n',  # an audit column's name
+        "d.jsonl": '{"id": 4, "Color": "blue"}\n',  # another spelling of a.jsonl's new key
+    }
+    setup(tmp_path, "json", files, on_drift="evolve")
+    result = run(spark, tmp_path)
+    assert bronze(spark, tmp_path, "id name qty color") == [(1, "a", 10, "red")]
+    assert reasons(result) == {"SCHEMA_MISMATCH": 3}

@@ -171,6 +171,12 @@ def test_a_bad_expectation_is_a_configuration_error(spark: SparkSession, tmp_pat
     setup(tmp_path, {"a.csv": ROWS}, expect=[{"name": "x", "sql": "qty + 1", "action": "warn"}])
     with pytest.raises(ConfigError, match="expectation x: expected a boolean, found int"):
         run(spark, tmp_path)
+    setup(tmp_path, {"a.csv": ROWS}, expect=[{"name": "x", "sql": "sum(qty) > 0", "action": "warn"}])
+    with pytest.raises(ConfigError, match="expectation x: expected valid Spark SQL"):  # an aggregate
+        run(spark, tmp_path)
+    setup(tmp_path, {"a.csv": ROWS}, expect=[{"name": "x", "sql": "qty IN (SELECT 1)", "action": "warn"}])
+    with pytest.raises(ConfigError, match="found a subquery"):
+        run(spark, tmp_path)
     assert not (tmp_path / "lake" / "bronze").exists()
 
 
@@ -179,6 +185,7 @@ def test_dry_run_reports_expectations_and_writes_nothing(spark: SparkSession, tm
     result = run(spark, tmp_path, dry_run=True)
     (e,) = result.tables[0].expectations
     assert (e["name"], e["outcome"], e["failed_rows"], e["total_rows"]) == ("qty_positive", "failed", 2, 4)
+    assert result.failed and result.tables[0].files[0].error.startswith("EXPECTATION_FAILED: ")
     assert not (tmp_path / "lake").exists() or not any((tmp_path / "lake").rglob("*.parquet"))
 
 
@@ -206,3 +213,14 @@ def test_rejects_csv_is_safe_in_a_spreadsheet(spark: SparkSession, tmp_path: Pat
     csv_rows = [r for f in csv_dir.rglob("*.csv") for r in spark.read.option("header", "true").csv(str(f)).collect()]
     assert "'=HYPERLINK(1),1,1" in {r.raw_record for r in csv_rows}
     assert "=HYPERLINK(1),1,1" in {r[2] for r in rejects(spark, tmp_path)}
+
+
+def test_a_batch_of_unreadable_units_is_recorded_as_failed_whatever_the_gates(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    expect = [{"name": "qty_positive", "sql": "qty > 0", "action": "reject"}]
+    setup(tmp_path, {"empty.csv": ""}, expect=expect, min_rows=1)
+    result = run(spark, tmp_path)
+    (f,) = result.tables[0].files
+    assert (f.status, f.error) == ("failed", "UNREADABLE_FILE: empty file (0 bytes)")
+    assert manifest_rows(tmp_path, "SELECT status FROM manifest_processed_files") == [("failed",)]

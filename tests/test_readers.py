@@ -31,7 +31,9 @@ def test_header_matches_by_name_in_any_order() -> None:
         "header expected [id,name], found [name]: not-null columns missing: ['id']"
     )
     assert check_header(["id", "name", "x"], table, ",") == Header(
-        None, "header expected [id,name], found [id,name,x]", "rejected"
+        None,
+        "header expected [id,name], found [id,name,x]: columns not in the contract: ['x'] (on_drift: reject_file)",
+        "rejected",
     )
     assert check_header(["id", "ID"], table, ",").problem.endswith("blank or repeated column names")
 

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from bronze.batch import Batch, BatchConflictError, land, rollback, stage
 from bronze.config import TableConfig
+from bronze.expectations import failure_message
 from bronze.lineage import Lineage, LineageOutputs, LineageUnit
 from bronze.manifest import Manifest
 from bronze.quality import check_batch, check_rows
@@ -45,7 +46,8 @@ def land_units(
     ctx: BatchContext, table: TableConfig, result: TableResult, units: list[Unit], src: SourceFrame
 ) -> list[FileResult]:
     """Stage, check and land a batch, or (dry run) count and check it."""
-    checks = bool(table.quality.expect) or table.quality.gated
+    # A batch whose units all failed before any row was read is recorded as failed, never held by a gate.
+    checks = (bool(table.quality.expect) or table.quality.gated) and bool(src.parts)
     run_id = ctx.run.run_id
     if not ctx.writing:
         counts: dict = {}
@@ -53,7 +55,11 @@ def land_units(
             tagged = tag_rows(table, src, ctx.run.ingestion_ts, run_id)
             counts = count_by_file(tagged)
             if checks:
-                result.expectations = [r.to_dict() for r in check_rows(table, tagged, counts)]
+                checked = check_rows(table, tagged, counts)
+                result.expectations = [r.to_dict() for r in checked]
+                problem = failure_message(table.name, checked)
+                if problem:  # what a real run would do: the batch would not commit
+                    return [FileResult(u.path, status=FAILED, error=f"{EXPECTATION_FAILED}: {problem}") for u in units]
         return file_results([u.path for u in units], {u.path: u.error for u in units if u.error}, counts)
     batch = Batch(run_id, table.name, ctx.run.ingestion_ts, units)
     staging = ctx.paths.staging(run_id, table.name)

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import duckdb
 from pyspark.sql.types import StructType
 
+from bronze.columns import AUDIT_COLUMNS
+from bronze.config import TableConfig
 from bronze.errors import SourceError
 from bronze.manifest_quality import last_schema
-from bronze.quality_config import EVOLVE, FAIL_TABLE, REJECT_FILE, RESCUE
+from bronze.quality_config import EVOLVE, FAIL_TABLE, REJECT_FILE, RESCUE, RESCUED_DATA
 
 Columns = tuple[tuple[str, str], ...]  # observed (name, type) in the unit's order
 
@@ -62,18 +64,31 @@ def match_columns(schema: StructType, found: Sequence[str], case_sensitive: bool
     return Match(mapping, extras, missing, tuple(duplicates))
 
 
-def unit_outcome(table_name: str, policy: str, path: str, extras: Sequence[str]) -> str:
-    """What the policy does with a unit that has ``extras`` (raises DriftError under ``fail``)."""
+def unit_outcome(table: TableConfig, path: str, extras: Sequence[str]) -> str:
+    """What the table's policy does with a unit that has ``extras`` (raises DriftError under ``fail``). Under
+    ``evolve``, a new column whose name bronze already uses in any case (a contract, audit, partition or
+    internal column) cannot be added: that unit is rejected."""
     if not extras:
         return OK
+    policy = table.quality.on_drift
     if policy == FAIL_TABLE:
         raise DriftError(
             f"schema drift in {path}: expected only contract columns (on_drift: fail), found new {list(extras)}"
         )
+    if policy == EVOLVE and any(e.lower() in reserved_names(table) or e.startswith("_") for e in extras):
+        return REJECTED
     return {RESCUE: RESCUED, EVOLVE: EVOLVED, REJECT_FILE: REJECTED}[policy]
 
 
-def extras_detail(extras: Sequence[str]) -> str:
+def reserved_names(table: TableConfig) -> set[str]:
+    """Bronze's own column names (lower case): no new column may take one."""
+    names = [*table.schema.names, *AUDIT_COLUMNS, *table.derived, *table.partition_by, RESCUED_DATA]
+    return {n.lower() for n in names}
+
+
+def extras_detail(table: TableConfig, extras: Sequence[str]) -> str:
+    if table.quality.on_drift == EVOLVE:
+        return f"columns not in the contract: {list(extras)} (on_drift: evolve, but a name bronze already uses)"
     return f"columns not in the contract: {list(extras)} (on_drift: reject_file)"
 
 

@@ -57,6 +57,9 @@ def check_sql(spark: SparkSession, table: TableConfig) -> None:
     for e in table.quality.expect:
         try:
             dtype = empty.select(F.expr(e.sql).alias("x")).schema["x"].dataType.simpleString()
+            # Used as a row filter and inside an aggregate: an aggregate, window or generator fails here, now.
+            if dtype == "boolean":
+                empty.where(fails(e)).agg(F.sum(F.when(fails(e), 1))).schema  # noqa: B018 - analysis only
         except Exception as exc:  # pyspark raises several analysis/parse exception types: all mean a bad expression
             first = str(exc).strip().splitlines()[0][:300]
             raise ConfigError(f"table {table.name!r}: expectation {e.name}: expected valid Spark SQL, {first}") from exc
@@ -149,12 +152,13 @@ def _unique(table: TableConfig, valid: DataFrame, rows_valid: int, bronze: DataF
     """Rows whose key another row of the batch (or, with against_bronze, a bronze row) already has."""
     keys = list(table.quality.gates.unique_keys)
     cols = [F.col(f"`{k}`") for k in keys]
-    dupes = valid.groupBy(*cols).count().where(F.col("count") > 1)
+    keyed = valid.dropna(how="any", subset=keys)  # a NULL key repeats nothing (as SQL's UNIQUE)
+    dupes = keyed.groupBy(*cols).count().where(F.col("count") > 1)
     extra = int(dupes.agg(F.sum(F.col("count") - 1)).first()[0] or 0) if rows_valid else 0
     examples = _examples(dupes, keys) if extra else []
     detail = f"{extra} rows repeat a key of the batch"
     if bronze is not None and rows_valid:
-        held = valid.select(*cols).join(bronze.select(*cols).distinct(), keys, "left_semi")
+        held = keyed.select(*cols).join(bronze.select(*cols).distinct(), keys, "left_semi")
         already = held.count()
         if already:
             examples += _examples(held, keys)[: EXAMPLES - len(examples)]

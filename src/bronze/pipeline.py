@@ -70,15 +70,13 @@ class Run:
         result: RunResult,
         manifest: Manifest,
         source_factory: SourceFactory = source_for,
+        lineage: Lineage | None = None,
     ) -> None:
         self.spark, self.job, self.result, self.manifest = spark, job, result, manifest
         self.paths = LakePaths(job.lake)
         self.writing = not job.dry_run
         self.source_factory = source_factory
-        self.lineage: Lineage | None = None
-        if self.writing and job.lineage.transport != "none":
-            lake_dir = fs.join(job.lake, "_bronze", "lineage")
-            self.lineage = Lineage(job.lineage, lambda path, text: fs.write_text(spark, path, text), lake_dir)
+        self.lineage = lineage
 
 
 def _log_file(table: str, f: FileResult) -> None:
@@ -205,6 +203,9 @@ def _plan(ctx: Run, table: TableConfig, result: TableResult) -> list[FileResult]
     except SourceError as exc:  # the source as a whole cannot be read: the table fails, the others go on
         logger.error("%s: %s", table.name, exc)
         where = source.location(table, ctx.job.raw)
+        if ctx.lineage:  # the batch never started reading units: its lineage run starts and fails at once
+            ctx.lineage.start(table.name, run_id, [])
+            ctx.lineage.fail(table.name, run_id, [], f"SOURCE_ERROR: {exc}")
         return [FileResult(where, status=FAILED, error=f"SOURCE_ERROR: {exc}", reported_again=True)]
 
 
@@ -339,6 +340,10 @@ def run(
         finally:
             manifest.close()
         return result
+    lineage = None  # built before the lock: a missing token is a configuration error before anything runs
+    if job.lineage.transport != "none":
+        lake_dir = fs.join(job.lake, "_bronze", "lineage")
+        lineage = Lineage(job.lineage, lambda path, text: fs.write_text(spark, path, text), lake_dir)
     with RunLock(job.lake, result.run_id, lock_wait, spark, enabled=use_lock), RunLease(spark, job.lake, result.run_id):
         mfile = index.ManifestFile(spark, job.manifest)
         manifest = Manifest(mfile.local, wait_seconds=lock_wait)
@@ -346,7 +351,7 @@ def run(
             index.sync(spark, manifest, job.lake)
             dead = [r for r in manifest.unfinished_runs() if not run_alive(spark, job.lake, r)]
             manifest.mark_crashed(dead, result.run_id)
-            ctx = Run(spark, job, result, manifest, source_factory)
+            ctx = Run(spark, job, result, manifest, source_factory, lineage)
             manifest.start_run(result.run_id, now, result.args)
             for table in job.tables:
                 result.tables.append(ingest_table(ctx, table))
@@ -365,4 +370,6 @@ def run(
             mfile.publish(manifest)
         finally:
             manifest.close()
+            if lineage:
+                lineage.close()
     return result

@@ -12,6 +12,7 @@ import logging
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from bronze import deltalog, fs
 from bronze.batch import load_plan
@@ -53,7 +54,10 @@ def check_batch(
     rejected = {}
     if table.quality.rejecting and any(by.get(EXPECTATION_FAILED) for by in counts.values()):
         rejected = rejected_by_expectation(read_staged_rejects(spark, staging).select(*REJECT_COLUMNS))
-    valid = read_staged(spark, staging, VALID)
+    if fs.exists(spark, fs.join(staging, "schema.json")):
+        valid = read_staged(spark, staging, VALID)
+    else:  # only units that failed before any row was read: nothing staged
+        valid = spark.createDataFrame([], StructType([StructField(f.name, f.dataType) for f in table.schema.fields]))
     results = evaluate(table, valid, counts, rejected, bronze_rows(spark, table, delta_path))
     problem = failure_message(table.name, results)
     for r in results:

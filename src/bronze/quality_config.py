@@ -25,6 +25,7 @@ ACTIONS = (WARN, REJECT, FAIL)
 RESCUE, EVOLVE, REJECT_FILE, FAIL_TABLE = "rescue", "evolve", "reject_file", "fail"
 DRIFT_POLICIES = (RESCUE, EVOLVE, REJECT_FILE, FAIL_TABLE)
 RESCUED_DATA = "_rescued_data"
+GATE_NAMES = ("max_reject_fraction", "min_rows", "unique_keys")
 QUALITY_KEYS = {"expect", "max_reject_fraction", "min_rows", "unique_keys", "on_drift"}
 
 
@@ -81,6 +82,10 @@ def _expectation(raw: Any, where: str) -> Expectation:
         raise ConfigError(f"{where}.name: expected an identifier (letters, digits, _), found {name!r}")
     if not isinstance(sql, str) or not sql.strip():
         raise ConfigError(f"{where}.sql: expected a boolean Spark SQL expression, found {sql!r}")
+    if name in GATE_NAMES:
+        raise ConfigError(f"{where}.name: expected a name other than the gates' {GATE_NAMES}, found {name!r}")
+    if re.search(r"(?i)\bselect\b", sql):
+        raise ConfigError(f"{where}.sql: expected an expression over the row's columns, found a subquery: {sql!r}")
     if action not in ACTIONS:
         raise ConfigError(f"{where}.action: expected one of {ACTIONS}, found {action!r}")
     return Expectation(name, sql.strip(), action)

@@ -54,7 +54,7 @@ def recover(
             deltalog.find_txn_commit(spark, delta_path, batch_app_id(table.name, run_id)) is not None
         )
         # A batch with gates is finished only once its check passed (quality.json): else it never commits.
-        finishable = staged and (table.merge or not needs_rows) and checked(spark, table, staging)
+        finishable = staged and (not needs_rows or (table.merge and checked(spark, table, staging)))
         if committed or finishable:
             logger.warning(
                 "%s: finishing the batch of run %s, which did not complete (%d units)",

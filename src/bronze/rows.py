@@ -62,7 +62,7 @@ def tag_rows(table: TableConfig, src: SourceFrame, ingestion_ts: datetime, run_i
         extras = extras if table.merge else list(evolved)
         df = part.df
         for name, dtype in evolved.items():  # a part without one of the batch's new columns: NULL there
-            if name not in df.columns:
+            if name.lower() not in {c.lower() for c in df.columns}:
                 df = df.withColumn(name, F.lit(None).cast(dtype))
         if table.quality.on_drift == RESCUE and RESCUED_DATA not in df.columns:
             df = df.withColumn(RESCUED_DATA, F.lit(None).cast("string"))
@@ -99,8 +99,9 @@ def _evolved_columns(src: SourceFrame) -> dict[str, DataType]:
     out: dict[str, DataType] = {}
     for part in src.parts:
         types = {f.name: f.dataType for f in part.df.schema.fields}
-        for name in part.extras:
-            out.setdefault(name, types[name])
+        for name in part.extras:  # one column per name in any case (Spark resolves names case-insensitively)
+            if name.lower() not in {n.lower() for n in out}:
+                out[name] = types[name]
     return out
 
 

@@ -20,7 +20,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from bronze.columns import CORRUPT, HASH_PREFIX
 from bronze.config import TableConfig
-from bronze.drift import OK, REJECTED, DriftError, match_columns, unit_outcome
+from bronze.drift import OK, REJECTED, DriftError, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
 from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import HEADER_MISMATCH, failure
@@ -81,9 +81,9 @@ def check_header(found: list[str], table: TableConfig, sep: str) -> Header:
         return Header(None, f"{mismatch}: blank or repeated column names", REJECTED)
     if m.missing_not_null:
         return Header(None, f"{mismatch}: not-null columns missing: {list(m.missing_not_null)}", REJECTED)
-    outcome = unit_outcome(table.name, table.quality.on_drift, "the header", m.extras)
+    outcome = unit_outcome(table, "the header", m.extras)
     if outcome == REJECTED:
-        return Header(None, mismatch, REJECTED)
+        return Header(None, f"{mismatch}: {extras_detail(table, m.extras)}", REJECTED)
     return Header(tuple(found), None, outcome, m.extras)
 
 
@@ -233,8 +233,10 @@ def csv_part(df: DataFrame, table: TableConfig, layout: tuple[str, ...] | None, 
     # A malformed row keeps its exact text; otherwise the fields are re-joined in the file's order (quoted
     # where needed).
     prefix = HASH_PREFIX + ("file:" if layout else "")
+    # Spark's CSV writer trims values by default: the rebuilt record keeps them exactly as read.
+    keep = {"ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
     rebuilt = F.to_csv(
-        F.struct(*[F.col(_q(prefix + c)).alias(c) for c in file_columns]), {"sep": sep, "escape": escape}
+        F.struct(*[F.col(_q(prefix + c)).alias(c) for c in file_columns]), {"sep": sep, "escape": escape, **keep}
     )
     rebuilt = F.replace(rebuilt, F.lit(EMPTY_MARK), F.lit('""'))
     evolved = tuple(extras) if table.quality.on_drift == EVOLVE else ()

@@ -46,18 +46,25 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
     policy = table.quality.on_drift
-    observed, drift, file_rejects, extras = {}, {}, {}, []
-    for path, keys in keys_by_file(lines).items():
+    observed, drift, file_rejects = {}, {}, {}
+    taken: dict[str, str] = {}  # the batch's new keys, lower case -> the spelling bronze gets
+    for path, keys in sorted(keys_by_file(lines).items()):  # in path order: the first spelling wins
         observed[path] = tuple((k, "json") for k in keys)
         found = match_columns(table.schema, keys, case_sensitive=True).extras  # Spark matches keys exactly
         try:
-            drift[path] = unit_outcome(table.name, policy, path, found)
+            outcome = unit_outcome(table, path, found)
         except DriftError as exc:
             raise DriftError(f"{table.name}: {exc}") from exc
-        if drift[path] == REJECTED:
-            file_rejects[path] = (SCHEMA_MISMATCH, extras_detail(found))
+        if policy == EVOLVE and any(taken.get(k.lower(), k) != k for k in found):
+            outcome = REJECTED  # another file's spelling of the same new column: one of them would be lost
+        drift[path] = outcome
+        if outcome == REJECTED:
+            file_rejects[path] = (SCHEMA_MISMATCH, extras_detail(table, found))
             logger.warning("%s: %s: %s", table.name, path, file_rejects[path][1])
-        extras += [k for k in found if k not in extras]
+            continue
+        for k in found:
+            taken.setdefault(k.lower(), k)
+    extras = list(taken.values())
     evolved = extras if policy == EVOLVE else []
     schema = string_schema(table.schema, with_corrupt=False)
     parse_schema = schema.add(StructField(CORRUPT, StringType())) if not evolved else schema

@@ -137,12 +137,12 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
         observed[f.path] = tuple((p.name, p.dataType.simpleString()) for p in physical.fields)
         extras = match_columns(table.schema, physical.names).extras
         try:
-            drift[f.path] = unit_outcome(table.name, table.quality.on_drift, f.path, extras)
+            drift[f.path] = unit_outcome(table, f.path, extras)
         except DriftError as exc:
             raise DriftError(f"{table.name}: {exc}") from exc
         problems = schema_problems(physical, table.schema)
         if drift[f.path] == REJECTED:
-            problems.append(extras_detail(extras))
+            problems.append(extras_detail(table, extras))
         if problems:
             file_rejects[f.path] = (SCHEMA_MISMATCH, "; ".join(problems))
             logger.warning("%s: %s: schema mismatch: %s", table.name, f.path, "; ".join(problems))

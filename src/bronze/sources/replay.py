@@ -181,7 +181,11 @@ class ReplaySource:
             src, reason = m["src"], m["reason"]
             if src not in checks:
                 present = _under(spark, self.raw, src)
-                checks[src] = (present, *file_check(spark, table, src)) if present else (False, None, None)
+                try:
+                    checks[src] = (present, *file_check(spark, table, src)) if present else (False, None, None)
+                except UncheckedError as exc:  # not readable now: as if it were gone (its rows keep their reason)
+                    logger.warning("%s: %s", table.name, exc)
+                    present, checks[src] = False, (False, None, None)
                 if not present and table.format in ("csv", "parquet", "xlsx"):
                     logger.warning(
                         "%s: %s is not a file under --raw any more: not checked again (CSV rows are parsed in the "
@@ -217,8 +221,12 @@ def file_check(
     except SourceError:  # on_drift: fail
         raise
     except Exception as exc:  # any reader error (py4j, zip, XML): not readable now, as if it were gone
-        logger.warning("%s: %s cannot be checked again: %s", table.name, src, java_error(exc))
+        raise UncheckedError(f"{src} cannot be checked again: {java_error(exc)}") from exc
     return None, None
+
+
+class UncheckedError(Exception):
+    """A source file under --raw that cannot be read now (its header or footer is not checked again)."""
 
 
 def _ddl(names: Sequence[str]) -> str:
@@ -258,8 +266,8 @@ def json_part(table: TableConfig, rows: DataFrame, exact: bool) -> tuple[RawPart
     drift, extras = {}, []
     for path, keys in keys_by_file(rows.select(raw.alias("value"), F.col(SRC))).items():
         found = match_columns(table.schema, keys, case_sensitive=exact).extras
-        if unit_outcome(table.name, policy, path, found) == REJECTED:
-            drift[path] = (SCHEMA_MISMATCH, extras_detail(found))
+        if unit_outcome(table, path, found) == REJECTED:
+            drift[path] = (SCHEMA_MISMATCH, extras_detail(table, found))
         extras += [k for k in found if k not in extras]
     evolved = extras if policy == EVOLVE else []
     as_map = F.from_json(raw, "map<string,string>")

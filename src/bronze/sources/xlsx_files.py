@@ -33,7 +33,9 @@ from pyspark.sql.window import Window
 
 from bronze.columns import CELL_ERROR, CORRUPT, RAW_PREFIX, SRC
 from bronze.config import TableConfig
+from bronze.drift import OK, REJECTED, match_columns, unit_outcome
 from bronze.fs import FileInfo, read_bytes
+from bronze.quality_config import FAIL_TABLE
 from bronze.reasons import HEADER_MISMATCH, UNREADABLE_FILE, failure
 from bronze.sources.base import RawPart, SourceFrame, java_error, string_schema
 from bronze.sources.xlsx_sheet import SheetLayout, serial_to_iso, xlsx_layout
@@ -96,6 +98,8 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
     """
     failed: dict[str, str] = {}
     failed_raw: dict[str, str] = {}
+    observed: dict[str, tuple[tuple[str, str], ...]] = {}
+    drift: dict[str, str] = {}
     file_rejects: dict[str, tuple[str, str]] = {}
     parts = []
     names = table.schema.names
@@ -118,8 +122,14 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
             failed[f.path] = failure(UNREADABLE_FILE, "first sheet has no cells in its first row")
             continue
         found = [v.strip() for v in layout.header]
+        observed[f.path] = tuple((c, "string") for c in found)
+        drift[f.path] = OK
         mismatch = None
         if [c.lower() for c in found] != [c.lower() for c in names]:
+            # A workbook's header must match in order: rescue/evolve are not applied, fail stops the table.
+            if table.quality.on_drift == FAIL_TABLE:
+                unit_outcome(table, f.path, match_columns(table.schema, found).extras)
+            drift[f.path] = REJECTED
             where = f"sheet row {layout.rows[0] if layout.rows else 1}"
             mismatch = f"header expected [{','.join(names)}], found [{','.join(found)}] in {where}"
             if len(layout.rows) <= 1:
@@ -175,4 +185,4 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
         )
         raw = F.to_json(F.struct(*[F.col(f"`{RAW_PREFIX}{c}`").alias(c) for c in names]), {"ignoreNullFields": "false"})
         parts.append(RawPart(cells, raw, F.col(ROW_NUMBER)))
-    return SourceFrame(tuple(parts), file_rejects, failed, failed_raw)
+    return SourceFrame(tuple(parts), file_rejects, failed, failed_raw, observed=observed, drift=drift)
