@@ -144,6 +144,7 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
         if drift[f.path] == REJECTED:
             problems.append(extras_detail(table, extras))
         if problems:
+            drift[f.path] = REJECTED  # the summary's drift outcome says what became of the file
             file_rejects[f.path] = (SCHEMA_MISMATCH, "; ".join(problems))
             logger.warning("%s: %s: schema mismatch: %s", table.name, f.path, "; ".join(problems))
         groups.setdefault(physical.json(), (physical, []))[1].append(f.path)
