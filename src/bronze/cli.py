@@ -150,6 +150,47 @@ def replay_command(argv: list[str]) -> int:
     return run_command("bronze-replay", load, run, lambda result: print(summary_line(result), flush=True))
 
 
+def parse_status_args(argv: list[str], command: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=f"bronze {command}", description="What the manifest knows (no Spark).")
+    if command == "rejects":
+        p.add_argument("table", help="the table whose rejected rows are shown")
+        p.add_argument("--reason", default=None, help="only this reason code")
+        p.add_argument("--limit", type=int, default=20, help="at most this many rows (default 20)")
+        p.add_argument("--lake", default=None, help="read the rejects from this local lake instead of the views")
+    else:
+        p.add_argument("--runs", type=int, default=10, help="how many of the last runs (default 10)")
+    p.add_argument("--manifest", default="duckdb/warehouse.duckdb", help="the DuckDB manifest (or a copy of it)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    return p.parse_args(argv)
+
+
+def status_command(argv: list[str], command: str) -> int:
+    """``bronze status`` / ``bronze rejects TABLE``: read-only views of the manifest; 2 for bad usage."""
+    from bronze import status
+
+    try:
+        args = parse_status_args(argv, command)
+        con = status.open_manifest(args.manifest)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    except SystemExit as exc:  # argparse: bad usage (or --help: 0)
+        return 2 if exc.code else 0
+    try:
+        if command == "status":
+            doc = status.status(con, args.runs)
+            print(status.to_json(doc) if args.json else status.format_status(doc), flush=True)
+        else:
+            rows = status.rejects(con, args.table, args.reason, args.limit, args.lake)
+            print(status.to_json(rows) if args.json else status.format_rejects(rows), flush=True)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    finally:
+        con.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
@@ -157,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return manifest_command(argv[1:])
     if argv[:1] == ["replay"]:
         return replay_command(argv[1:])
+    if argv[:1] in (["status"], ["rejects"]):
+        return status_command(argv[1:], argv[0])
 
     def load() -> tuple[argparse.Namespace, JobConfig]:
         args = parse_args(argv)
