@@ -12,6 +12,9 @@ JARS=$("$PY" -m bronze.jars --ensure --for-args "$@")
 ZIP=$("$PY" "$HERE/scripts/package_zip.py" "$HERE")
 export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
 EXTRA=(${BRONZE_SPARK_ARGS:-})
+# Spark's stage progress bar only on a terminal: in a log file it is noise.
+PROGRESS=false
+[ -t 2 ] && PROGRESS=true
 MASTER=()
 [[ " ${EXTRA[*]:-} " == *" --master "* ]] || MASTER=(--master "local[*]")
 exec "$HERE/.venv/bin/spark-submit" \
@@ -22,7 +25,7 @@ exec "$HERE/.venv/bin/spark-submit" \
   --conf spark.sql.legacy.timeParserPolicy=CORRECTED \
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
   --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
-  --conf spark.ui.showConsoleProgress=true \
+  --conf spark.ui.showConsoleProgress="$PROGRESS" \
   --conf spark.databricks.delta.snapshotPartitions=8 \
   --driver-java-options "-Dlog4j2.configurationFile=file:$HERE/conf/log4j2.properties" \
   "${EXTRA[@]}" \

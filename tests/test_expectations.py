@@ -63,7 +63,10 @@ def manifest_rows(tmp_path: Path, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_reject_and_warn_expectations_land_exact_rows_once(spark: SparkSession, tmp_path: Path) -> None:
+def test_reject_and_warn_expectations_land_exact_rows_once(
+    spark: SparkSession, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bronze.progress")
     expect = [
         {"name": "qty_positive", "sql": "qty > 0", "action": "reject"},
         {"name": "price_known", "sql": "price IS NOT NULL", "action": "warn"},
@@ -87,6 +90,11 @@ def test_reject_and_warn_expectations_land_exact_rows_once(spark: SparkSession, 
     assert manifest_rows(tmp_path, results) == [
         ("price_known", "warn", 1, 2, "warned"),
         ("qty_positive", "reject", 2, 5, "rejected"),
+    ]
+    progress = [r.getMessage() for r in caplog.records if r.name == "bronze.progress"]
+    assert progress == [
+        "[1/1] items: started",
+        f"[1/1] items: 1 new units (0 skipped), 5 rows (2 valid, 3 rejected) in {result.tables[0].seconds:.1f} s",
     ]
     text = format_summary(result)
     assert "items: price_known [warn]: warned, 1 of 2 rows" in text

@@ -37,7 +37,7 @@ from bronze.manifest import Manifest
 from bronze.manifest_quality import record_quality
 from bronze.mirror import sync_parquet_mirror
 from bronze.recovery import cleanup, recover
-from bronze.report import summary_dict, table_summary
+from bronze.report import progress_line, summary_dict, table_summary
 from bronze.results import FileResult, RunResult, TableResult, new_run_id
 from bronze.session import session_conf
 from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
@@ -56,6 +56,7 @@ from bronze.views import refresh_views
 from bronze.writers import LakePaths, purge_rejects
 
 logger = logging.getLogger(__name__)
+progress = logging.getLogger("bronze.progress")  # a line per table as it starts and ends
 
 PLAN_ATTEMPTS = 3  # a table re-planned after losing a conflict to another driver, at most this often
 
@@ -353,8 +354,10 @@ def run(
             manifest.mark_crashed(dead, result.run_id)
             ctx = Run(spark, job, result, manifest, source_factory, lineage)
             manifest.start_run(result.run_id, now, result.args)
-            for table in job.tables:
+            for position, table in enumerate(job.tables, 1):
+                progress.info("[%d/%d] %s: started", position, len(job.tables), table.name)
                 result.tables.append(ingest_table(ctx, table))
+                progress.info("%s", progress_line(position, len(job.tables), result.tables[-1]))
                 record_quality(manifest.con, result.run_id, table_summary(result.tables[-1]))
                 mfile.publish(manifest)
             status = "failed" if result.failed else "succeeded"

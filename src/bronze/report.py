@@ -148,3 +148,12 @@ def format_summary(result: RunResult) -> str:
         out.append("notes:")
         out += notes
     return "\n".join(out)
+
+
+def progress_line(position: int, total: int, t: TableResult) -> str:
+    """A table's end-of-batch line while the run goes on (the summary comes at the end)."""
+    state = "FAILED, " if t.files_failed or t.files_changed else ""
+    return (
+        f"[{position}/{total}] {t.table}: {state}{t.files_new} new units ({t.files_skipped} skipped), "
+        f"{t.rows_read} rows ({t.rows_valid} valid, {t.rows_rejected} rejected) in {t.seconds:.1f} s"
+    )
