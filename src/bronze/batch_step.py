@@ -42,6 +42,11 @@ def _inputs(units: list[Unit], results: list[FileResult] | None = None) -> list[
     return [LineageUnit(u.path, u.unit_id, u.generation, rows.get(u.path, 0)) for u in units]
 
 
+def _stopped(units: list[Unit], problem: str) -> list[FileResult]:
+    """A batch an expectation or gate stopped: every unit failed with the reason, none recorded."""
+    return [FileResult(u.path, status=FAILED, error=f"{EXPECTATION_FAILED}: {problem}") for u in units]
+
+
 def land_units(
     ctx: BatchContext, table: TableConfig, result: TableResult, units: list[Unit], src: SourceFrame
 ) -> list[FileResult]:
@@ -59,7 +64,7 @@ def land_units(
                 result.expectations = [r.to_dict() for r in checked]
                 problem = failure_message(table.name, checked)
                 if problem:  # what a real run would do: the batch would not commit
-                    return [FileResult(u.path, status=FAILED, error=f"{EXPECTATION_FAILED}: {problem}") for u in units]
+                    return _stopped(units, problem)
         return file_results([u.path for u in units], {u.path: u.error for u in units if u.error}, counts)
     batch = Batch(run_id, table.name, ctx.run.ingestion_ts, units)
     staging = ctx.paths.staging(run_id, table.name)
@@ -77,7 +82,7 @@ def land_units(
                 rollback(ctx.spark, staging, ctx.paths.delta(table.name))
                 if lineage:
                     lineage.fail(table.name, run_id, _inputs(units), problem)
-                return [FileResult(u.path, status=FAILED, error=f"{EXPECTATION_FAILED}: {problem}") for u in units]
+                return _stopped(units, problem)
         landed = land(ctx.spark, table, ctx.paths, ctx.manifest, run_id)
     except BatchConflictError:
         rollback(ctx.spark, staging, ctx.paths.delta(table.name))

@@ -73,7 +73,8 @@ def unit_outcome(table: TableConfig, path: str, extras: Sequence[str]) -> str:
     policy = table.quality.on_drift
     if policy == FAIL_TABLE:
         raise DriftError(
-            f"schema drift in {path}: expected only contract columns (on_drift: fail), found new {list(extras)}"
+            f"{table.name}: schema drift in {path}: expected only contract columns (on_drift: fail), "
+            f"found new {list(extras)}"
         )
     if policy == EVOLVE and any(e.lower() in reserved_names(table) or e.startswith("_") for e in extras):
         return REJECTED

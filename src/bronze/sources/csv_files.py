@@ -20,7 +20,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from bronze.columns import CORRUPT, HASH_PREFIX
 from bronze.config import TableConfig
-from bronze.drift import OK, REJECTED, DriftError, extras_detail, match_columns, unit_outcome
+from bronze.drift import OK, REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
 from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import HEADER_MISMATCH, failure
@@ -67,7 +67,7 @@ class Header:
     extras: tuple[str, ...] = ()
 
 
-def check_header(found: list[str], table: TableConfig, sep: str) -> Header:
+def check_header(found: list[str], table: TableConfig, sep: str, where: str = "the header") -> Header:
     """Match a header by name (case-insensitive, any order); raises DriftError under ``on_drift: fail``."""
     expected = list(table.schema.names)
     if [c.lower() for c in found] == [c.lower() for c in expected]:
@@ -81,7 +81,7 @@ def check_header(found: list[str], table: TableConfig, sep: str) -> Header:
         return Header(None, f"{mismatch}: blank or repeated column names", REJECTED)
     if m.missing_not_null:
         return Header(None, f"{mismatch}: not-null columns missing: {list(m.missing_not_null)}", REJECTED)
-    outcome = unit_outcome(table, "the header", m.extras)
+    outcome = unit_outcome(table, where, m.extras)
     if outcome == REJECTED:
         return Header(None, f"{mismatch}: {extras_detail(table, m.extras)}", REJECTED)
     return Header(tuple(found), None, outcome, m.extras)
@@ -132,10 +132,7 @@ def read_csv(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> 
         if has_header:
             found = header_columns(unit.head, options)
             observed[path] = tuple((c, "string") for c in found)
-            try:
-                header = check_header(found, table, sep)
-            except DriftError as exc:
-                raise DriftError(f"{table.name}: {path}: {exc}") from exc
+            header = check_header(found, table, sep, path)
             drift[path] = header.outcome
         if header.problem and unit.scan.nonblank_lines <= 1:
             # Nothing but a wrong header (e.g. one long line without a line break): no row can carry it.

@@ -8,6 +8,7 @@ schema, and keys outside the contract are schema drift that the table's ``on_dri
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -15,7 +16,7 @@ from pyspark.sql.types import StringType, StructField
 
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
-from bronze.drift import REJECTED, DriftError, extras_detail, match_columns, unit_outcome
+from bronze.drift import REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
 from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import SCHEMA_MISMATCH
@@ -35,6 +36,38 @@ def keys_by_file(lines: DataFrame) -> dict[str, list[str]]:
     return {path: sorted(ks) for path, ks in out.items()}
 
 
+class KeyDrift(NamedTuple):
+    """What the drift policy made of each file's keys: observed columns, outcomes, whole-file rejects, and the
+    batch's new keys (the spelling bronze gets)."""
+
+    observed: dict[str, tuple[tuple[str, str], ...]]
+    outcomes: dict[str, str]
+    file_rejects: dict[str, tuple[str, str]]
+    extras: list[str]
+
+
+def key_drift(table: TableConfig, keys: dict[str, list[str]], exact: bool) -> KeyDrift:
+    """The drift policy per file of JSON objects (``exact``: keys as Spark's JSON parser matches them; else
+    case-insensitively, as for a row's columns). Files in path order: the first spelling of a new key wins,
+    another spelling of it rejects its file under ``evolve`` (one of them would be lost)."""
+    observed, outcomes, file_rejects = {}, {}, {}
+    taken: dict[str, str] = {}  # lower case -> spelling
+    for path, ks in sorted(keys.items()):
+        observed[path] = tuple((k, "json") for k in ks)
+        found = match_columns(table.schema, ks, case_sensitive=exact).extras
+        outcome = unit_outcome(table, path, found)
+        if table.quality.on_drift == EVOLVE and any(taken.get(k.lower(), k) != k for k in found):
+            outcome = REJECTED
+        outcomes[path] = outcome
+        if outcome == REJECTED:
+            file_rejects[path] = (SCHEMA_MISMATCH, extras_detail(table, found))
+            logger.warning("%s: %s: %s", table.name, path, file_rejects[path][1])
+            continue
+        for k in found:
+            taken.setdefault(k.lower(), k)
+    return KeyDrift(observed, outcomes, file_rejects, list(taken.values()))
+
+
 def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
     """All files of a JSON-lines table in one read; a line that is not a JSON object is a malformed record."""
     units = scan_text_units(spark, table, files)
@@ -46,32 +79,11 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
     policy = table.quality.on_drift
-    observed, drift, file_rejects = {}, {}, {}
-    taken: dict[str, str] = {}  # the batch's new keys, lower case -> the spelling bronze gets
-    for path, keys in sorted(keys_by_file(lines).items()):  # in path order: the first spelling wins
-        observed[path] = tuple((k, "json") for k in keys)
-        found = match_columns(table.schema, keys, case_sensitive=True).extras  # Spark matches keys exactly
-        try:
-            outcome = unit_outcome(table, path, found)
-        except DriftError as exc:
-            raise DriftError(f"{table.name}: {exc}") from exc
-        if policy == EVOLVE and any(taken.get(k.lower(), k) != k for k in found):
-            outcome = REJECTED  # another file's spelling of the same new column: one of them would be lost
-        drift[path] = outcome
-        if outcome == REJECTED:
-            file_rejects[path] = (SCHEMA_MISMATCH, extras_detail(table, found))
-            logger.warning("%s: %s: %s", table.name, path, file_rejects[path][1])
-            continue
-        for k in found:
-            taken.setdefault(k.lower(), k)
-    extras = list(taken.values())
+    observed, drift, file_rejects, extras = key_drift(table, keys_by_file(lines), exact=True)
     evolved = extras if policy == EVOLVE else []
-    schema = string_schema(table.schema, with_corrupt=False)
-    parse_schema = schema.add(StructField(CORRUPT, StringType())) if not evolved else schema
-    for k in evolved:
+    parse_schema = string_schema(table.schema, with_corrupt=False)
+    for k in [*evolved, CORRUPT]:
         parse_schema = parse_schema.add(StructField(k, StringType()))
-    if evolved:
-        parse_schema = parse_schema.add(StructField(CORRUPT, StringType()))
     parsed = F.from_json(F.col("value"), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     drifted = [parsed.getField(k).alias(k) for k in evolved]
     if extras and policy == RESCUE:

@@ -30,7 +30,7 @@ from pyspark.sql.types import (
 
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
-from bronze.drift import REJECTED, DriftError, extras_detail, match_columns, unit_outcome
+from bronze.drift import REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
 from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import SCHEMA_MISMATCH, UNREADABLE_FILE, failure
@@ -136,10 +136,7 @@ def read_parquet(spark: SparkSession, table: TableConfig, files: list[FileInfo])
             continue
         observed[f.path] = tuple((p.name, p.dataType.simpleString()) for p in physical.fields)
         extras = match_columns(table.schema, physical.names).extras
-        try:
-            drift[f.path] = unit_outcome(table, f.path, extras)
-        except DriftError as exc:
-            raise DriftError(f"{table.name}: {exc}") from exc
+        drift[f.path] = unit_outcome(table, f.path, extras)
         problems = schema_problems(physical, table.schema)
         if drift[f.path] == REJECTED:
             problems.append(extras_detail(table, extras))

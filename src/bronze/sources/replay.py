@@ -31,7 +31,6 @@ from pyspark.sql.types import StringType
 from bronze import deltalog, fs, ledger
 from bronze.columns import CELL_ERROR, CORRUPT, REJECT_SCHEMA, SRC
 from bronze.config import TableConfig
-from bronze.drift import REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.errors import SourceError
 from bronze.fs import FileInfo
 from bronze.ledger import INGESTED, REMOVED, LedgerEntry
@@ -39,7 +38,7 @@ from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import HEADER_MISMATCH, MALFORMED_RECORD, SCHEMA_MISMATCH, UNREADABLE_FILE
 from bronze.sources.base import Candidate, Discovery, RawPart, RunInfo, SourceFrame, java_error, string_schema
 from bronze.sources.csv_files import EMPTY_MARK, check_header, csv_part, header_columns
-from bronze.sources.json_lines import keys_by_file
+from bronze.sources.json_lines import key_drift, keys_by_file
 from bronze.sources.parquet_files import parquet_footer_schema, schema_problems
 from bronze.sources.text import HEAD_BYTES
 from bronze.sources.xlsx_sheet import xlsx_layout
@@ -263,12 +262,8 @@ def json_part(table: TableConfig, rows: DataFrame, exact: bool) -> tuple[RawPart
     """JSON lines (``exact``: keys as written, as Spark matches them) or rows kept as JSON objects (keys matched
     case-insensitively, as the Parquet reader matches columns), with the table's drift policy per unit."""
     raw, names, policy = F.col("raw_record"), table.schema.names, table.quality.on_drift
-    drift, extras = {}, []
-    for path, keys in keys_by_file(rows.select(raw.alias("value"), F.col(SRC))).items():
-        found = match_columns(table.schema, keys, case_sensitive=exact).extras
-        if unit_outcome(table, path, found) == REJECTED:
-            drift[path] = (SCHEMA_MISMATCH, extras_detail(table, found))
-        extras += [k for k in found if k not in extras]
+    # The reader's own decision per file (a replay unit's path stands for its file).
+    _, _, drift, extras = key_drift(table, keys_by_file(rows.select(raw.alias("value"), F.col(SRC))), exact)
     evolved = extras if policy == EVOLVE else []
     as_map = F.from_json(raw, "map<string,string>")
     if exact:
