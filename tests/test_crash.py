@@ -54,8 +54,9 @@ def _start(project_dir: Path, raw: Path, out: Path, crash_at: str | None = None)
     if crash_at:
         env[CRASH_ENV] = crash_at
     args = ["--raw", str(raw), "--lake", str(out / "lake"), "--manifest", str(out / "m.duckdb")]
+    # Both tables at once: every kill below also hits a run with another table's batch in flight.
     return subprocess.Popen(
-        [str(project_dir / "spark-submit.sh"), *args, "--tables", ",".join(TABLES)],
+        [str(project_dir / "spark-submit.sh"), *args, "--tables", ",".join(TABLES), "--parallel", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -95,6 +96,8 @@ def test_kill_at_named_point_then_rerun(
     log, _ = killed.communicate(timeout=600)
     assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), log[-4000:]
     assert f"crash point {point.partition(':')[0]}" in log
+    before_kill = log.split("crash point", 1)[0]
+    assert all(f"{t}: started" in before_kill for t in TABLES)  # the tables ran concurrently
     _rerun_and_compare(spark, project_dir, raw, tmp_path, clean, lose_manifest=point in LOSE_MANIFEST_AT)
 
 

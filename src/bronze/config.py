@@ -116,6 +116,8 @@ class JobConfig:
     reprocess: str | None = None
     # Top-level ``lineage:`` of the conf: where OpenLineage events go (bronze.lineage).
     lineage: LineageConfig = field(default_factory=LineageConfig)
+    # Tables landed at once (threads; ``--parallel``); 0: from the cores Spark has (see pipeline.parallelism).
+    parallel: int = 0
 
     def table(self, name: str) -> TableConfig:
         for t in self.tables:
@@ -355,8 +357,11 @@ def load_job_config(
     tables: list[str] | None = None,
     dry_run: bool = False,
     reprocess: str | None = None,
+    parallel: int = 0,
 ) -> JobConfig:
     """Build the run's JobConfig; ``tables`` limits the run to those names (in conf order)."""
+    if parallel < 0:
+        raise ConfigError(f"--parallel: expected 0 (from the cores) or a positive number of tables, found {parallel}")
     all_tables = load_tables(config_path)
     lineage = parse_lineage(_load_doc(config_path).get("lineage"))
     if tables:
@@ -374,4 +379,5 @@ def load_job_config(
         dry_run=dry_run,
         reprocess=reprocess_glob(reprocess, raw) if reprocess else None,
         lineage=lineage,
+        parallel=parallel,
     )

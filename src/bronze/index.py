@@ -120,7 +120,13 @@ def rebuild(spark: SparkSession, manifest: Manifest, lake: str, reason: str) -> 
 
 
 def sync(spark: SparkSession, manifest: Manifest, lake: str) -> None:
-    """Make the manifest a current index of the lake (see the module docstring)."""
+    """Make the manifest a current index of the lake (see the module docstring). One table thread at a time:
+    the others wait for the index rather than read the same ledger versions again."""
+    with manifest.lock:
+        _sync(spark, manifest, lake)
+
+
+def _sync(spark: SparkSession, manifest: Manifest, lake: str) -> None:
     if manifest.state("schema_version") != SCHEMA_VERSION:
         old_rows, mirrors = _recreate(manifest)
         if old_rows and ledger.read_since(spark, lake, -1)[1] < 0:
@@ -201,6 +207,7 @@ class ManifestFile:
         """Put the local copy back (a new object first, then in place of the old one)."""
         if not self.remote:
             return
-        manifest.con.execute("CHECKPOINT")
-        fs.upload(self.spark, self.local, self.uri)
+        with manifest.lock:  # no table thread writes while the file is checkpointed and copied
+            manifest.con.execute("CHECKPOINT")
+            fs.upload(self.spark, self.local, self.uri)
         logger.info("manifest published to %s", self.uri)

@@ -11,8 +11,10 @@ ledger version it indexes). Everything here can be rebuilt from the lake (:mod:`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,11 +69,33 @@ class Triage:
     generations: dict[str, int]  # path -> the generation its landing commits (new files only)
 
 
+def serialized(cls: type) -> type:
+    """Every method of the class holds the instance's ``lock``: tables run in threads and share one DuckDB
+    connection, whose statements and their fetches must not interleave (and a DELETE-then-INSERT must not
+    meet another thread's)."""
+
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def locked(self, *args, **kwargs):
+            with self.lock:
+                return method(self, *args, **kwargs)
+
+        return locked
+
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("__"):
+            setattr(cls, name, wrap(member))
+    return cls
+
+
+@serialized
 class Manifest:
-    """A DuckDB file opened for the whole run (DuckDB's file lock keeps a second writer out)."""
+    """A DuckDB file opened for the whole run (DuckDB's file lock keeps a second writer out). Code that uses
+    ``con`` directly holds ``lock`` around it."""
 
     def __init__(self, path: str, read_only: bool = False, wait_seconds: float = 0.0) -> None:
         self.path = path
+        self.lock = threading.RLock()
         deadline = time.monotonic() + wait_seconds
         while True:
             try:

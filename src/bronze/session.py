@@ -20,6 +20,8 @@ REQUIRED_CONF: dict[str, str] = {
     "spark.sql.sources.partitionColumnTypeInference.enabled": "true",
     # The Parquet output mirrors Delta commits file by file: deletes must rewrite files, not add vectors.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    # Tables run in threads, each in its own pool: a big table's stages do not queue a small one's behind them.
+    "spark.scheduler.mode": "FAIR",
 }
 
 
@@ -65,3 +67,13 @@ def driver_listing(spark: SparkSession, paths: Sequence[str]) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def table_session(spark: SparkSession, pool: str) -> SparkSession:
+    """A session of its own for a table's thread (SQL confs set for a block, e.g. a MERGE's transaction id,
+    stay in it), its jobs in the FAIR pool ``pool``. Same SparkContext, same caches; local properties are
+    per thread (PySpark pins each Python thread to a JVM thread)."""
+    session = spark.newSession()
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+    spark.sparkContext.setJobDescription(f"bronze {pool}")
+    return session
