@@ -3,7 +3,8 @@
 ``bronze [run options]`` runs the job: parses the arguments, loads the configuration once into a typed
 JobConfig, builds the SparkSession and calls :func:`bronze.pipeline.run`. ``bronze manifest rebuild --lake L
 --manifest M`` rebuilds the DuckDB manifest from the lake's ledger; ``bronze replay --table T ...`` validates a
-table's rejects again and lands those that now pass (:mod:`bronze.replay`). Exit codes: 0 every file ingested or
+table's rejects again and lands those that now pass (:mod:`bronze.replay`); ``bronze maintain ...`` compacts
+small files, optionally vacuums and drops old rejects (:mod:`bronze.maintain`). Exit codes: 0 every file ingested or
 skipped as done; 1 some files failed or changed in place (the rest landed); 2 bad usage or configuration, or
 another run kept the lake locked past --lock-wait (nothing written).
 """
@@ -17,10 +18,10 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from bronze import pipeline
+from bronze import fs, pipeline
 from bronze.config import JobConfig, load_job_config
 from bronze.errors import ConfigError, LockTimeoutError
-from bronze.preflight import check_manifest, check_paths
+from bronze.preflight import check_manifest, check_paths, writable_folder
 from bronze.replay import check_replayable, replay, summary_line
 from bronze.report import format_summary
 from bronze.results import RunResult
@@ -52,6 +53,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="do not take the lake's run lock (exactly once then rests on the ledger's Delta conflict checks)",
     )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tables landed at once (default 0: twice the cores Spark has, 2 to 8; 1: one by one)",
+    )
     p.add_argument("--master", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -76,6 +84,7 @@ def load_config(args: argparse.Namespace) -> JobConfig:
         tables=tables,
         dry_run=args.dry_run,
         reprocess=args.reprocess,
+        parallel=args.parallel,
     )
 
 
@@ -150,6 +159,60 @@ def replay_command(argv: list[str]) -> int:
     return run_command("bronze-replay", load, run, lambda result: print(summary_line(result), flush=True))
 
 
+def parse_maintain_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bronze maintain",
+        description="Compact small files (Delta, Parquet output, ledger); optionally VACUUM and drop old rejects.",
+    )
+    p.add_argument("--tables", default=None, help="comma-separated subset of tables (default: all)")
+    p.add_argument(
+        "--vacuum-hours", type=float, default=None, metavar="N", help="VACUUM files older than N hours (default: none)"
+    )
+    p.add_argument("--rejects-days", type=float, default=None, metavar="N", help="drop reject runs older than N days")
+    p.add_argument("--landing-days", type=float, default=None, metavar="N", help="drop landed pages older than N days")
+    p.add_argument("--raw", default="data_raw", help=argparse.SUPPRESS)  # the conf's loader wants one; not read
+    p.add_argument("--lake", default="lake", help="lake root (path or URI)")
+    p.add_argument("--manifest", default="duckdb/warehouse.duckdb", help="DuckDB manifest: a local file or a URI")
+    p.add_argument("--config", default="conf/bronze.yaml", help="tables YAML")
+    p.add_argument("--lock-wait", type=float, default=300.0, metavar="SECONDS", help="wait for another run (300)")
+    p.add_argument("--master", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    for option in ("vacuum_hours", "rejects_days", "landing_days"):
+        if getattr(args, option) is not None and getattr(args, option) < 0:
+            p.error(f"--{option.replace('_', '-')}: expected a number >= 0, found {getattr(args, option)}")
+    return args
+
+
+def maintain_command(argv: list[str]) -> int:
+    """``bronze maintain ...``: 0 done, 2 bad usage or configuration (before Spark starts) or the lake locked."""
+    from bronze.maintain import format_result, maintain
+
+    def load() -> tuple[argparse.Namespace, JobConfig]:
+        args = parse_maintain_args(argv)
+        if fs.is_local(args.lake):
+            writable_folder(args.lake, "--lake")
+        check_manifest(args.manifest, writing=True)
+        tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+        return args, load_job_config(args.config, args.raw, args.lake, args.manifest, tables=tables)
+
+    loaded = checked_usage(load)
+    if isinstance(loaded, int):
+        return loaded
+    args, job = loaded
+    spark = build_session("bronze-maintain", master=args.master)
+    spark.sparkContext.setLogLevel("WARN")
+    try:
+        result = maintain(spark, job, None, args.vacuum_hours, args.rejects_days, args.landing_days, args.lock_wait)
+    except ConfigError as exc:
+        logger.error("configuration error: %s", exc)
+        return 2
+    except LockTimeoutError as exc:
+        logger.error("not started: %s", exc)
+        return 2
+    print(format_result(result), flush=True)
+    return 0
+
+
 def parse_status_args(argv: list[str], command: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=f"bronze {command}", description="What the manifest knows (no Spark).")
     if command == "rejects":
@@ -198,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         return manifest_command(argv[1:])
     if argv[:1] == ["replay"]:
         return replay_command(argv[1:])
+    if argv[:1] == ["maintain"]:
+        return maintain_command(argv[1:])
     if argv[:1] in (["status"], ["rejects"]):
         return status_command(argv[1:], argv[0])
 

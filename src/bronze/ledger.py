@@ -30,6 +30,7 @@ INGESTED = "ingested"
 FAILED = "failed"
 REMOVED = "removed"  # a unit's rows were taken out (--reprocess): its next generation may land
 METADATA_KEY = "bronze"
+APPEND_ATTEMPTS = 3  # the same transaction id: an append that did land is not added twice
 LEDGER_SCHEMA = (
     "table_name STRING, unit_id STRING, kind STRING, src_path STRING, size_bytes BIGINT, mtime_ms BIGINT, "
     "checksum STRING, generation BIGINT, status STRING, rows_read BIGINT, rows_valid BIGINT, rows_rejected BIGINT, "
@@ -140,38 +141,65 @@ def append(spark: SparkSession, lake: str, entries: list[LedgerEntry], txn_app_i
         return
     now = datetime.now(UTC)
     rows = [replace(e, recorded_at=e.recorded_at or now).row() for e in entries]
-    (
-        spark.createDataFrame(rows, LEDGER_SCHEMA)
-        .coalesce(1)
-        .write.format("delta")
-        .mode("append")
-        .option("txnAppId", txn_app_id)
-        .option("txnVersion", 0)
-        .save(ledger_path(lake))
-    )
+    for attempt in range(1, APPEND_ATTEMPTS + 1):
+        try:
+            (
+                spark.createDataFrame(rows, LEDGER_SCHEMA)
+                .coalesce(1)
+                .write.format("delta")
+                .mode("append")
+                .option("txnAppId", txn_app_id)
+                .option("txnVersion", 0)
+                .save(ledger_path(lake))
+            )
+            return
+        except Exception as exc:  # py4j/Delta raise several types; only a lost concurrency check is retried
+            # Appends never conflict with appends; but two tables' first batches may both create the table.
+            if attempt == APPEND_ATTEMPTS or not deltalog.is_conflict(exc):
+                raise
+            logger.info("ledger append %s lost a concurrent commit, again (attempt %d)", txn_app_id, attempt + 1)
+
+
+def _added_since(spark: SparkSession, path: str, after_version: int, latest: int) -> list[str] | None:
+    """The data files the ledger's commits after a version added (None: some of them are gone, compacted and
+    vacuumed away, or a commit was cleaned up from the log)."""
+    files = []
+    for version in range(after_version + 1, latest + 1):
+        try:
+            actions = deltalog.commit_actions(spark, path, version)
+        except FileNotFoundError:
+            return None
+        for action in actions:
+            add = action.get("add")
+            if add and add.get("dataChange", True):
+                files.append(fs.join(path, deltalog.decode_path(add["path"])))
+    return None if any(not fs.exists(spark, f) for f in files) else files
 
 
 def read_since(spark: SparkSession, lake: str, after_version: int) -> tuple[list[LedgerEntry], int]:
     """Entries the ledger table gained after one of its versions (all of it from -1), and its latest version.
 
     Only the files that its commits added are read; the ledger is append-only (a compaction adds files
-    with dataChange=false, which hold no new entries).
+    with dataChange=false, which hold no new entries). Where those files are gone (``bronze maintain``
+    compacted the ledger and vacuumed the old files), the whole table is read instead: the caller upserts
+    entries, so the ones it has already come back unchanged.
     """
     path = ledger_path(lake)
     latest = deltalog.latest_version(spark, path)
     if latest is None or latest <= after_version:
         return [], after_version if latest is None else latest
-    if after_version < 0:
+    files = _added_since(spark, path, after_version, latest) if after_version >= 0 else None
+    if files is None:
+        if after_version >= 0:
+            logger.info(
+                "ledger versions %d..%d: files they added were compacted and vacuumed: reading the whole ledger",
+                after_version + 1,
+                latest,
+            )
         df = spark.read.format("delta").load(path)
+    elif not files:
+        return [], latest
     else:
-        files = []
-        for version in range(after_version + 1, latest + 1):
-            for action in deltalog.commit_actions(spark, path, version):
-                add = action.get("add")
-                if add and add.get("dataChange", True):
-                    files.append(fs.join(path, deltalog.decode_path(add["path"])))
-        if not files:
-            return [], latest
         df = spark.read.schema(LEDGER_SCHEMA).parquet(*files)
     entries = [LedgerEntry.from_dict(r.asDict()) for r in df.distinct().collect()]
     return sorted(entries, key=lambda e: (e.table_name, e.src_path, e.order)), latest
