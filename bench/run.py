@@ -1,12 +1,15 @@
 """Benchmarks: the full bronze job against Spark's own floor and DuckDB, on generated orders CSV.
 
     .venv/bin/python bench/run.py [--sizes 100MB,1GB,3GB] [--driver-memory 2g]
+        [--only sizes,incremental,sample,tables,events] [--events-size 1GB]
 
 For each size, on the same files: (a) the full bronze job (validation, rejects, audit columns, Delta + Parquet,
 manifest) through ./spark-submit.sh; (b) Spark's floor, a plain spark.read.csv(schema) -> parquet; (b2) the
 contract's floor, one plain Spark query doing only what the contract makes every row pay (see CONTRACT_FLOOR_SCRIPT);
 (c) DuckDB read_csv(explicit types) -> parquet; (d) a re-run with nothing new. Once: (e) an incremental run with
-one new small file when 10,000 files are already in the manifest. Writes bench/results/<stamp>.json and .md.
+one new small file when 10,000 files are already in the manifest. Also (bench/tables.py) the shipped sample and a
+conf of 100 small tables, each with --parallel 1 and the default, and (bench/events.py) events JSON lines against
+Spark's JSON floor and DuckDB. Writes bench/results/<stamp>.json and .md.
 """
 
 from __future__ import annotations
@@ -18,22 +21,19 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from common import PROJECT, bronze_command, dir_bytes, parse_size, spark_env, timed, timed_spark_script
+from events import bench_events, events_markdown
+from tables import bench_many_tables, bench_sample, many_tables_markdown, sample_markdown
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "src"))
-sys.path.insert(0, str(PROJECT))
-
-from bronze.sample_data import generate  # noqa: E402
+from bronze.sample_data import generate
 
 logger = logging.getLogger("bench")
+PARTS = ("sizes", "incremental", "sample", "tables", "events")
 MB_PER_SCALE_UNIT = 0.3665  # orders CSV megabytes per --scale unit of the generator (measured)
 FLOOR_SCRIPT = """
 import sys
@@ -86,65 +86,6 @@ DUCKDB_TYPES = {
 }
 
 
-def parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(MB|GB)", text.strip(), flags=re.IGNORECASE)
-    if not m:
-        raise SystemExit(f"expected sizes like 100MB or 1GB, found {text!r}")
-    return int(float(m.group(1)) * (1024 if m.group(2).upper() == "GB" else 1) * 1024 * 1024)
-
-
-def dir_bytes(path: Path, suffix: str = "") -> list[int]:
-    return [p.stat().st_size for p in path.rglob(f"*{suffix}") if p.is_file() and not p.name.startswith((".", "_"))]
-
-
-def peak_rss_mb(pid: int, stop: threading.Event, out: list[float]) -> None:
-    """Poll the process tree's JVM (the driver in local mode) for its peak resident set (VmHWM)."""
-    best = 0.0
-    while not stop.is_set():
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                status = (proc / "status").read_text()
-                cmd = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"java" in cmd and b"SparkSubmit" in cmd:
-                m = re.search(r"VmHWM:\s+(\d+) kB", status)
-                if m:
-                    best = max(best, int(m.group(1)) / 1024)
-        time.sleep(0.5)
-    out.append(best)
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak driver RSS (MB) and output of a command."""
-    stop, peak = threading.Event(), []
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    watcher = threading.Thread(target=peak_rss_mb, args=(proc.pid, stop, peak))
-    watcher.start()
-    out, _ = proc.communicate()
-    seconds = time.monotonic() - start
-    stop.set()
-    watcher.join()
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}:\n{out[-3000:]}")
-    return seconds, peak[0] if peak else 0.0, out
-
-
-def spark_env(driver_memory: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
-    env["BRONZE_SPARK_ARGS"] = f"--driver-memory {driver_memory}"
-    return env
-
-
-def bronze_command(raw: Path, work: Path, config: Path = PROJECT / "conf" / "bronze.yaml") -> list[str]:
-    """The full bronze job on the orders table of ``raw``, with its lake and manifest under ``work``."""
-    args = ["--raw", str(raw), "--lake", str(work / "lake"), "--manifest", str(work / "m.duckdb")]
-    return [str(PROJECT / "spark-submit.sh"), *args, "--config", str(config), "--tables", "orders"]
-
-
 def multiline_config(work: Path) -> Path:
     """conf/bronze.yaml with orders read by the multi-line parser whatever the scan finds (what it costs
     when every file has a quoted line break)."""
@@ -158,33 +99,6 @@ def scan_seconds(log: str) -> float:
     """The driver's pass over the text files' bytes (checksum, encoding, quoted line breaks), from the log."""
     m = re.search(r"orders: scanned \d+ text files \([\d.]+ MB\) in ([\d.]+) s", log)
     return float(m.group(1)) if m else float("nan")
-
-
-def timed_spark_script(
-    script: str, folders: str, out: Path, driver_memory: str, env: dict[str, str]
-) -> tuple[float, float]:
-    """Wall seconds and peak driver RSS of a plain PySpark script over the CSV folders (no bronze job)."""
-    path = out.with_suffix(".py")
-    path.write_text(script)
-    python = str(PROJECT / ".venv" / "bin" / "python")
-    cmd = [
-        str(PROJECT / ".venv" / "bin" / "spark-submit"),
-        "--master",
-        "local[*]",
-        # The same two confs as bronze (an impossible date fails the whole read otherwise).
-        "--conf",
-        "spark.sql.legacy.timeParserPolicy=CORRECTED",
-        "--conf",
-        "spark.sql.session.timeZone=UTC",
-        "--driver-memory",
-        driver_memory,
-        str(path),
-        folders,
-        str(out),
-        str(PROJECT),
-    ]
-    seconds, peak, _ = timed(cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
-    return seconds, peak
 
 
 def bench_size(size: int, work: Path, driver_memory: str) -> dict:
@@ -298,14 +212,35 @@ def to_markdown(result: dict) -> str:
         f"# bronze benchmark {result['stamp']}",
         "",
         f"Machine: {result['machine']}. Driver memory {result['driver_memory']}. Input: generated orders CSV "
-        "(0.01% defective rows).",
+        "and events JSON lines (0.01% defective rows).",
+    ]
+    if result["sizes"]:
+        lines += _sizes_markdown(result["sizes"])
+    inc = result.get("incremental")
+    if inc:
+        lines += [
+            "",
+            f"(e) {inc['files_in_manifest']} files in the manifest: first ingest {inc['first_ingest_seconds']} s, "
+            f"one new file {inc['one_new_file_seconds']} s, nothing new {inc['nothing_new_seconds']} s.",
+        ]
+    if "sample" in result:
+        lines += sample_markdown(result["sample"])
+    if "many_tables" in result:
+        lines += many_tables_markdown(result["many_tables"])
+    if "events" in result:
+        lines += events_markdown(result["events"])
+    return "\n".join(lines) + "\n"
+
+
+def _sizes_markdown(sizes: list[dict]) -> list[str]:
+    lines = [
         "",
         "| input | rows | (a) bronze s | (a) MB/s | (a) rows/s | (a) text scan s | (a-ml) multi-line s | "
         "(b) Spark floor s | (b2) contract floor s | "
         "(c) DuckDB s | a/b | b2/b | a/b2 | a/c | (d) re-run s | d/a | peak driver MB | files | median file MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in result["sizes"]:
+    for r in sizes:
         a = r["a_bronze"]
         lines.append(
             f"| {r['input_mb']} MB | {r['rows']} | {a['seconds']} | {a['mb_per_s']} | {a['rows_per_s']} | "
@@ -316,21 +251,14 @@ def to_markdown(result: dict) -> str:
             f"{r['d_rerun_nothing_new']['fraction_of_a']} | "
             f"{a['peak_driver_rss_mb']} | {a['output_files']} | {a['median_file_mb']} |"
         )
-    inc = result.get("incremental")
-    if inc:
-        lines += [
-            "",
-            f"(e) {inc['files_in_manifest']} files in the manifest: first ingest {inc['first_ingest_seconds']} s, "
-            f"one new file {inc['one_new_file_seconds']} s, nothing new {inc['nothing_new_seconds']} s.",
-        ]
-    if len(result["sizes"]) >= 2:
-        first, last = result["sizes"][-2], result["sizes"][-1]
+    if len(sizes) >= 2:
+        first, last = sizes[-2], sizes[-1]
         growth = last["a_bronze"]["seconds"] / first["a_bronze"]["seconds"]
         lines.append(
             f"\nScaling: {last['input_mb']} MB took {growth:.2f}x the time of {first['input_mb']} MB "
             f"({last['input_mb'] / first['input_mb']:.2f}x the data)."
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -339,8 +267,13 @@ def main() -> None:
     p.add_argument("--driver-memory", default="2g")
     p.add_argument("--work", default=str(PROJECT / "bench" / "work"))
     p.add_argument("--out", default=str(PROJECT / "bench" / "results"))
-    p.add_argument("--skip-incremental", action="store_true")
+    p.add_argument("--skip-incremental", action="store_true", help="the same as leaving incremental out of --only")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma list among {','.join(PARTS)} (default: all)")
+    p.add_argument("--events-size", default="1GB", help="events JSON lines to generate (default 1GB)")
     args = p.parse_args()
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if not only or only - set(PARTS):
+        p.error(f"--only: expected a comma list among {','.join(PARTS)}, found {args.only!r}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
@@ -351,11 +284,18 @@ def main() -> None:
         "sizes": [],
     }
     work = Path(args.work)
-    for text in args.sizes.split(","):
+    for text in args.sizes.split(",") if "sizes" in only else []:
         result["sizes"].append(bench_size(parse_size(text), work / "size", args.driver_memory))
         logger.info("%s", json.dumps(result["sizes"][-1]))
-    if not args.skip_incremental:
+    if "incremental" in only and not args.skip_incremental:
         result["incremental"] = bench_incremental(work / "incremental", args.driver_memory)
+    if "sample" in only:
+        result["sample"] = bench_sample(work / "sample", args.driver_memory)
+    if "tables" in only:
+        result["many_tables"] = bench_many_tables(work / "many_tables", args.driver_memory)
+    if "events" in only:
+        result["events"] = bench_events(parse_size(args.events_size), work / "events", args.driver_memory)
+        logger.info("%s", json.dumps(result["events"]))
     shutil.rmtree(work, ignore_errors=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
