@@ -269,6 +269,9 @@ def main() -> None:
     p.add_argument("--out", default=str(PROJECT / "bench" / "results"))
     p.add_argument("--skip-incremental", action="store_true", help="the same as leaving incremental out of --only")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma list among {','.join(PARTS)} (default: all)")
+    p.add_argument(
+        "--parallel-runs", default="parallel_1,default", help="sample/tables runs: parallel_1 and/or default"
+    )
     p.add_argument("--events-size", default="1GB", help="events JSON lines to generate (default 1GB)")
     args = p.parse_args()
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -290,9 +293,11 @@ def main() -> None:
     if "incremental" in only and not args.skip_incremental:
         result["incremental"] = bench_incremental(work / "incremental", args.driver_memory)
     if "sample" in only:
-        result["sample"] = bench_sample(work / "sample", args.driver_memory)
+        result["sample"] = bench_sample(work / "sample", args.driver_memory, args.parallel_runs.split(","))
     if "tables" in only:
-        result["many_tables"] = bench_many_tables(work / "many_tables", args.driver_memory)
+        result["many_tables"] = bench_many_tables(
+            work / "many_tables", args.driver_memory, runs=args.parallel_runs.split(",")
+        )
     if "events" in only:
         result["events"] = bench_events(parse_size(args.events_size), work / "events", args.driver_memory)
         logger.info("%s", json.dumps(result["events"]))

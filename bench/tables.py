@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -24,6 +25,7 @@ SAMPLE_ROWS = (11624, 10940, 684)
 MANY_TABLES_TARGET_WALL_SECONDS = 60.0
 MANY_TABLES_ROWS = 20
 RUNS = (("parallel_1", ["--parallel", "1"]), ("default", []))
+RUN_NAMES = tuple(name for name, _ in RUNS)
 
 
 def _run(cmd: list[str], work: Path, env: dict[str, str]) -> tuple[dict, str]:
@@ -34,13 +36,13 @@ def _run(cmd: list[str], work: Path, env: dict[str, str]) -> tuple[dict, str]:
     return {"wall_seconds": round(t.seconds, 2), "exit_code": t.returncode, **progress(t.out)}, t.out
 
 
-def bench_sample(work: Path, driver_memory: str) -> dict:
+def bench_sample(work: Path, driver_memory: str, runs: Sequence[str] = RUN_NAMES) -> dict:
     """The shipped sample (data_raw, the default conf, eight tables), with --parallel 1 and the default."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     env = spark_env(driver_memory)
     result: dict = {"target_job_seconds": SAMPLE_TARGET_JOB_SECONDS, "expected_rows": list(SAMPLE_ROWS)}
-    for name, extra in RUNS:
+    for name, extra in [r for r in RUNS if r[0] in runs]:
         cmd = [*bronze_command(PROJECT / "data_raw", work, table=None), *extra]
         run, log = _run(cmd, work, env)
         got = (run["rows_read"], run["rows_valid"], run["rows_rejected"])
@@ -104,7 +106,7 @@ def landed(manifest: Path, n: int) -> tuple[int, list[str]]:
     return n - len(problems), problems
 
 
-def bench_many_tables(work: Path, driver_memory: str, n: int = 100) -> dict:
+def bench_many_tables(work: Path, driver_memory: str, n: int = 100, runs: Sequence[str] = RUN_NAMES) -> dict:
     """n tables of one small CSV each, in one run: with --parallel 1 and the default."""
     shutil.rmtree(work, ignore_errors=True)
     conf = many_tables_config(work, n)
@@ -114,7 +116,7 @@ def bench_many_tables(work: Path, driver_memory: str, n: int = 100) -> dict:
         "rows_per_table": MANY_TABLES_ROWS,
         "target_wall_seconds": MANY_TABLES_TARGET_WALL_SECONDS,
     }
-    for name, extra in RUNS:
+    for name, extra in [r for r in RUNS if r[0] in runs]:
         cmd = [*bronze_command(work / "raw", work, conf, table=None), *extra]
         run, log = _run(cmd, work, env)
         run["tables_landed"], problems = landed(work / "m.duckdb", n)
@@ -142,17 +144,18 @@ def sample_markdown(r: dict) -> list[str]:
         "| run | tables at once | wall s | job s | sum of table s | rows read | valid | rejected | exit | target |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, _ in RUNS:
+    done = [n for n in RUN_NAMES if n in r]
+    for name in done:
         x = r[name]
         lines.append(
             f"| {name} | {x['tables_at_once']} | {x['wall_seconds']} | {x['job_seconds']} | {x['sum_table_seconds']} "
             f"| {x['rows_read']} | {x['rows_valid']} | {x['rows_rejected']} | {x['exit_code']} | "
             f"{_met(x['target_met'])} |"
         )
-    names = list(r[RUNS[0][0]]["table_seconds"])
-    lines += ["", "| table | " + " | ".join(f"{n} s" for n, _ in RUNS) + " |", "|---|" + "---|" * len(RUNS)]
+    names = list(r[done[0]]["table_seconds"]) if done else []
+    lines += ["", "| table | " + " | ".join(f"{n} s" for n in done) + " |", "|---|" + "---|" * len(done)]
     for table in names:
-        lines.append(f"| {table} | " + " | ".join(str(r[n]["table_seconds"].get(table, "")) for n, _ in RUNS) + " |")
+        lines.append(f"| {table} | " + " | ".join(str(r[n]["table_seconds"].get(table, "")) for n in done) + " |")
     return lines
 
 
@@ -164,13 +167,14 @@ def many_tables_markdown(r: dict) -> list[str]:
         "| run | tables at once | wall s | job s | sum of table s | tables landed | exit | target |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, _ in RUNS:
+    done = [n for n in RUN_NAMES if n in r]
+    for name in done:
         x = r[name]
         lines.append(
             f"| {name} | {x['tables_at_once']} | {x['wall_seconds']} | {x['job_seconds']} | {x['sum_table_seconds']} "
             f"| {x['tables_landed']}/{r['tables']} | {x['exit_code']} | {_met(x['target_met'])} |"
         )
-    for name, _ in RUNS:
+    for name in done:
         if r[name].get("problems"):
             lines.append(f"\n{name}: not every table landed: {'; '.join(r[name]['problems'][:5])}")
     return lines

@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="tables landed at once (default 0: twice the cores Spark has, 2 to 8; 1: one by one)",
+        help="tables landed at once (default 0: the cores Spark has, at most 8; 1: one by one)",
     )
     p.add_argument("--master", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)

@@ -82,7 +82,11 @@ def find_txn_commit(spark: SparkSession, table_path: str, app_id: str, lookback:
     if latest is None:
         return None
     for version in range(latest, max(-1, latest - lookback), -1):
-        for action in commit_actions(spark, table_path, version):
+        try:
+            actions = commit_actions(spark, table_path, version)
+        except FileNotFoundError:  # older commits were cleaned up behind a checkpoint: not among them
+            return None
+        for action in actions:
             if action.get("txn", {}).get("appId") == app_id:
                 return version
     return None

@@ -206,21 +206,27 @@ class RunLease:
         _release(self, fs.local_path(self.path))
 
 
+_PROBE = threading.Lock()
+
+
 def run_alive(spark: SparkSession | None, lake: str, run_id: str) -> bool:
     """Whether the run that owns ``run_id`` is still running (its lease is held or fresh)."""
     path = lease_path(lake, run_id)
     if fs.is_local(path):
         local = fs.local_path(path)
-        try:
-            fd = os.open(local, os.O_RDWR)
-        except FileNotFoundError:
+        # flock conflicts between two descriptors of one process too: a table thread probing a dead run's
+        # lease must not make another thread's probe of it see a live run.
+        with _PROBE:
+            try:
+                fd = os.open(local, os.O_RDWR)
+            except FileNotFoundError:
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)  # closing releases a lock we may have taken
             return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing releases a lock we may have taken
-        return False
     held = _read_lease(spark, path)
     return held is not None and held.get("expires_at", 0) >= time.time()

@@ -202,6 +202,15 @@ def _other_runs_alive(spark: SparkSession, lake: str, current: str) -> list[str]
     return [r for r in ids if r != current and run_alive(spark, lake, r)]
 
 
+def _no_other_run(spark: SparkSession, lake: str, current: str) -> bool:
+    """Checked again right before each VACUUM: a --no-lock run that started meanwhile may have moved files
+    into a table folder that no commit references yet, and VACUUM would delete them."""
+    alive = _other_runs_alive(spark, lake, current)
+    if alive:
+        logger.warning("runs %s are running (--no-lock): no VACUUM this time", alive)
+    return not alive
+
+
 def _log_table(t: TableMaintenance) -> None:
     logger.info(
         "%s: files %d -> %d, %d partitions compacted (version %s), %s files vacuumed, %d reject runs and "
@@ -274,7 +283,7 @@ def maintain(
                         spark, paths, manifest, table, result.run_id, now, hours, rejects_days, landing_days
                     )
                 )
-            _maintain_ledger(spark, job.lake, hours, result.ledger)
+            _maintain_ledger(spark, job.lake, result.run_id, hours, result.ledger)
             index.sync(spark, manifest, job.lake)  # the index reflects the ledger's compaction commit
             cleanup(spark, job.lake, result.run_id)
             mfile.publish(manifest)
@@ -302,7 +311,7 @@ def _maintain_table(
         sync_parquet_mirror(spark, delta_path, parquet_path)
         folders = compact(spark, delta_path, out)
         sync_parquet_mirror(spark, delta_path, parquet_path)
-        if vacuum_hours is not None:
+        if vacuum_hours is not None and _no_other_run(spark, paths.lake, run_id):
             vacuum(spark, delta_path, vacuum_hours, folders, out)
     if rejects_days is not None:
         out.rejects_removed = drop_old_rejects(spark, paths, table.name, now - timedelta(days=rejects_days))
@@ -314,11 +323,11 @@ def _maintain_table(
     return out
 
 
-def _maintain_ledger(spark: SparkSession, lake: str, hours: float | None, out: TableMaintenance) -> None:
+def _maintain_ledger(spark: SparkSession, lake: str, run_id: str, hours: float | None, out: TableMaintenance) -> None:
     path = ledger.ledger_path(lake)
     if deltalog.latest_version(spark, path) is None:
         return
     folders = compact(spark, path, out)
-    if hours is not None:
+    if hours is not None and _no_other_run(spark, lake, run_id):
         vacuum(spark, path, hours, folders, out)
     _log_table(out)

@@ -7,12 +7,20 @@ and FAIR pool (:func:`bronze.session.table_session`).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+
+class NotStartedError(Exception):
+    """An item left unstarted because another one failed first."""
 
 
 def each(items: Sequence[T], workers: int, work: Callable[[int, T], R]) -> list[R]:
@@ -21,12 +29,27 @@ def each(items: Sequence[T], workers: int, work: Callable[[int, T], R]) -> list[
     run, as after a failing table one by one), the running ones finish, and the error is raised."""
     if workers <= 1:
         return [work(i, item) for i, item in enumerate(items, 1)]
+    stop = threading.Event()
+
+    def guarded(position: int, item: T) -> R:
+        if stop.is_set():
+            raise NotStartedError(position)
+        try:
+            return work(position, item)
+        except BaseException:
+            stop.set()  # a free worker must not pick up the next item before the caller has seen the error
+            raise
+
     with ThreadPoolExecutor(workers, thread_name_prefix="bronze-table") as pool:
-        futures = [pool.submit(work, i, item) for i, item in enumerate(items, 1)]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        errors = [f.exception() for f in futures if f in done and f.exception() is not None]
-        if errors:
+        futures = [pool.submit(guarded, i, item) for i, item in enumerate(items, 1)]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if stop.is_set():
             for f in futures:
                 f.cancel()
-            raise errors[0]  # type: ignore[misc]
+            wait(futures)  # the running ones finish
+            errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
+            errors = [e for e in errors if not isinstance(e, NotStartedError)]
+            for e in errors[1:]:  # raised is the first; the others are not lost
+                logger.error("another table failed too: %s", e, exc_info=e)
+            raise errors[0]
         return [f.result() for f in futures]

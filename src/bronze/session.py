@@ -74,6 +74,11 @@ def table_session(spark: SparkSession, pool: str) -> SparkSession:
     stay in it), its jobs in the FAIR pool ``pool``. Same SparkContext, same caches; local properties are
     per thread (PySpark pins each Python thread to a JVM thread)."""
     session = spark.newSession()
+    # newSession starts from the SparkConf: SQL confs set on the parent later (a notebook's session, a builder
+    # applied to an existing one) would be missing, the required ones (time zone, parser policy) included.
+    for row in spark.sql("SET").collect():
+        if session.conf.isModifiable(row.key) and session.conf.get(row.key, None) != row.value:
+            session.conf.set(row.key, row.value)
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
     spark.sparkContext.setJobDescription(f"bronze {pool}")
     return session
