@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
-from common import bronze_command, dir_bytes, progress, run_timed, spark_env, timed_spark_script
+from common import bronze_command, dir_bytes, progress, run_timed, spark_env, timed_duckdb_copy, timed_spark_script
 
 from bronze.sample_data import generate
 
@@ -75,17 +75,13 @@ def bench_events(size: int, work: Path, driver_memory: str) -> dict:
     if (written := parquet_rows(f"{work}/floor_out/**/*.parquet")) != rows:
         raise RuntimeError(f"expected floor_out to hold the {rows} rows read, found {written}")
 
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET TimeZone = 'UTC'")  # timestamps without an offset are UTC, as in bronze
-    types = ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_TYPES.items())
-    t0 = time.monotonic()
-    con.execute(
-        f"COPY (SELECT * FROM read_json('{raw}/events/**/*.jsonl', columns={{{types}}}, "
-        f"format='newline_delimited', ignore_errors=true)) TO '{work}/duckdb_out.parquet' (FORMAT parquet)"
+    c_s = timed_duckdb_copy(
+        f"SELECT * FROM read_json('{raw}/events/**/*.jsonl', columns={{types}}, format='newline_delimited', "
+        "ignore_errors=true)",
+        f"{work}/duckdb_out.parquet",
+        DUCKDB_TYPES,
+        timezone="UTC",  # timestamps without an offset are UTC, as in bronze
     )
-    c_s = time.monotonic() - t0
-    con.close()
     c_rows = parquet_rows(f"{work}/duckdb_out.parquet")
 
     def rate(seconds: float) -> dict:

@@ -26,7 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-from common import PROJECT, bronze_command, dir_bytes, parse_size, spark_env, timed, timed_spark_script
+from common import (
+    PROJECT,
+    bronze_command,
+    dir_bytes,
+    parse_size,
+    spark_env,
+    timed,
+    timed_duckdb_copy,
+    timed_spark_script,
+)
 from events import bench_events, events_markdown
 from tables import bench_many_tables, bench_sample, many_tables_markdown, sample_markdown
 
@@ -145,16 +154,11 @@ def bench_size(size: int, work: Path, driver_memory: str) -> dict:
         if written != rows:
             raise RuntimeError(f"expected {out} to hold the {rows} rows read, found {written}")
 
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    types = ", ".join(f"'{k}': '{v}'" for k, v in DUCKDB_TYPES.items())
-    t0 = time.monotonic()
-    con.execute(
-        f"COPY (SELECT * FROM read_csv('{raw}/orders/**/*.csv', header=true, columns={{{types}}}, ignore_errors=true)) "
-        f"TO '{work}/duckdb_out.parquet' (FORMAT parquet)"
+    c_s = timed_duckdb_copy(
+        f"SELECT * FROM read_csv('{raw}/orders/**/*.csv', header=true, columns={{types}}, ignore_errors=true)",
+        f"{work}/duckdb_out.parquet",
+        DUCKDB_TYPES,
     )
-    c_s = time.monotonic() - t0
-    con.close()
 
     def rate(seconds: float) -> dict:
         return {"seconds": round(seconds, 2), "mb_per_s": round(mb / seconds, 1), "rows_per_s": round(rows / seconds)}

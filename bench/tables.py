@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -136,6 +136,18 @@ def _met(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
+def _run_rows(r: dict, cells: Callable[[dict], str]) -> tuple[list[str], list[str]]:
+    """The runs present in a result, and a table row per run: name, tables at once, wall, job and summed table
+    seconds, then the part's own ``cells``, exit code and target."""
+    done = [n for n in RUN_NAMES if n in r]
+    rows = [
+        f"| {n} | {r[n]['tables_at_once']} | {r[n]['wall_seconds']} | {r[n]['job_seconds']} | "
+        f"{r[n]['sum_table_seconds']} | {cells(r[n])} | {r[n]['exit_code']} | {_met(r[n]['target_met'])} |"
+        for n in done
+    ]
+    return done, rows
+
+
 def sample_markdown(r: dict) -> list[str]:
     lines = [
         "",
@@ -144,14 +156,8 @@ def sample_markdown(r: dict) -> list[str]:
         "| run | tables at once | wall s | job s | sum of table s | rows read | valid | rejected | exit | target |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    done = [n for n in RUN_NAMES if n in r]
-    for name in done:
-        x = r[name]
-        lines.append(
-            f"| {name} | {x['tables_at_once']} | {x['wall_seconds']} | {x['job_seconds']} | {x['sum_table_seconds']} "
-            f"| {x['rows_read']} | {x['rows_valid']} | {x['rows_rejected']} | {x['exit_code']} | "
-            f"{_met(x['target_met'])} |"
-        )
+    done, rows = _run_rows(r, lambda x: f"{x['rows_read']} | {x['rows_valid']} | {x['rows_rejected']}")
+    lines += rows
     names = list(r[done[0]]["table_seconds"]) if done else []
     lines += ["", "| table | " + " | ".join(f"{n} s" for n in done) + " |", "|---|" + "---|" * len(done)]
     for table in names:
@@ -167,13 +173,8 @@ def many_tables_markdown(r: dict) -> list[str]:
         "| run | tables at once | wall s | job s | sum of table s | tables landed | exit | target |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    done = [n for n in RUN_NAMES if n in r]
-    for name in done:
-        x = r[name]
-        lines.append(
-            f"| {name} | {x['tables_at_once']} | {x['wall_seconds']} | {x['job_seconds']} | {x['sum_table_seconds']} "
-            f"| {x['tables_landed']}/{r['tables']} | {x['exit_code']} | {_met(x['target_met'])} |"
-        )
+    done, rows = _run_rows(r, lambda x: f"{x['tables_landed']}/{r['tables']}")
+    lines += rows
     for name in done:
         if r[name].get("problems"):
             lines.append(f"\n{name}: not every table landed: {'; '.join(r[name]['problems'][:5])}")
