@@ -107,13 +107,30 @@ def bronze_command(
 
 
 def timed_spark_script(
-    script: str, folders: str, out: Path, driver_memory: str, env: dict[str, str]
-) -> tuple[float, float]:
-    """Wall seconds and peak driver RSS of a plain PySpark script over the input folders (no bronze job); the
-    script gets the folders, ``out`` and the project's folder as its arguments."""
+    script: str, folders: str, out: Path, driver_memory: str, env: dict[str, str], delta: bool = False
+) -> tuple[float, float, str]:
+    """Wall seconds, peak driver RSS and output of a plain PySpark script over the input folders (no bronze
+    job); the script gets the folders, ``out`` and the project's folder as its arguments. ``delta``: with the
+    project's Delta jars and Delta's SQL extension, as bronze runs (and its FAIR scheduler)."""
+    from bronze.jars import ensure_jars
+
     path = out.with_suffix(".py")
     path.write_text(script)
     python = str(PROJECT / ".venv" / "bin" / "python")
+    with_delta = [
+        "--jars",
+        ",".join(ensure_jars()),
+        "--conf",
+        "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+        "--conf",
+        "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "--conf",
+        "spark.databricks.delta.snapshotPartitions=8",
+        "--conf",
+        "spark.scheduler.mode=FAIR",
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile=file:{PROJECT / 'conf' / 'log4j2.properties'}",
+    ]
     cmd = [
         str(PROJECT / ".venv" / "bin" / "spark-submit"),
         "--master",
@@ -123,6 +140,7 @@ def timed_spark_script(
         "spark.sql.legacy.timeParserPolicy=CORRECTED",
         "--conf",
         "spark.sql.session.timeZone=UTC",
+        *(with_delta if delta else []),
         "--driver-memory",
         driver_memory,
         str(path),
@@ -130,8 +148,7 @@ def timed_spark_script(
         str(out),
         str(PROJECT),
     ]
-    seconds, peak, _ = timed(cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
-    return seconds, peak
+    return timed(cmd, {**env, "PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python})
 
 
 def timed_duckdb_copy(query: str, out: str, types: dict[str, str], timezone: str | None = None) -> float:

@@ -71,7 +71,7 @@ def bench_events(size: int, work: Path, driver_memory: str) -> dict:
         )
 
     folders = ",".join(sorted({str(p.parent) for p in (raw / "events").rglob("*.jsonl")}))
-    b_s, b_mem = timed_spark_script(FLOOR_SCRIPT, folders, work / "floor_out", driver_memory, env)
+    b_s, b_mem, _ = timed_spark_script(FLOOR_SCRIPT, folders, work / "floor_out", driver_memory, env)
     if (written := parquet_rows(f"{work}/floor_out/**/*.parquet")) != rows:
         raise RuntimeError(f"expected floor_out to hold the {rows} rows read, found {written}")
 

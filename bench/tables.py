@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
 import yaml
-from common import PROJECT, bronze_command, progress, run_timed, spark_env
+from common import PROJECT, bronze_command, progress, run_timed, spark_env, timed_spark_script
 
 logger = logging.getLogger("bench")
 
@@ -25,6 +26,28 @@ SAMPLE_ROWS = (11624, 10940, 684)
 MANY_TABLES_TARGET_WALL_SECONDS = 60.0
 MANY_TABLES_ROWS = 20
 RUNS = (("parallel_1", ["--parallel", "1"]), ("default", []))
+# Spark's own floor for many small tables: per table, its CSV read with the schema, appended to a Delta table
+# and written as a Parquet copy (what every implementation of the contract's two outputs must at least do),
+# two tables at a time (bronze's default here). No rejects, audit columns, ledger or manifest.
+MANY_TABLES_FLOOR_SCRIPT = """
+import os, re, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pyspark.sql import SparkSession
+sys.path.insert(0, sys.argv[3])
+from schemas.schemas import ORDERS
+spark = SparkSession.builder.appName("many-tables-floor").getOrCreate()
+raw, out = sys.argv[1], sys.argv[2]
+threads = min(8, spark.sparkContext.defaultParallelism)
+def one(name):
+    df = spark.read.schema(ORDERS).option("header", "true").csv(os.path.join(raw, name))
+    df.write.format("delta").mode("append").partitionBy("order_dt").save(os.path.join(out, "delta", name))
+    df.write.mode("append").partitionBy("order_dt").parquet(os.path.join(out, "parquet", name))
+start = time.monotonic()
+with ThreadPoolExecutor(threads) as pool:
+    list(pool.map(one, sorted(os.listdir(raw))))
+print(f"FLOOR_JOB_SECONDS {time.monotonic() - start:.2f} THREADS {threads}", flush=True)
+"""
+
 RUN_NAMES = tuple(name for name, _ in RUNS)
 
 
@@ -116,6 +139,19 @@ def bench_many_tables(work: Path, driver_memory: str, n: int = 100, runs: Sequen
         "rows_per_table": MANY_TABLES_ROWS,
         "target_wall_seconds": MANY_TABLES_TARGET_WALL_SECONDS,
     }
+    seconds, _, out = timed_spark_script(
+        MANY_TABLES_FLOOR_SCRIPT, str(work / "raw" / "many"), work / "floor_out", driver_memory, env, delta=True
+    )
+    job = re.search(r"FLOOR_JOB_SECONDS ([\d.]+) THREADS (\d+)", out)
+    if job is None:
+        raise RuntimeError(f"the Spark floor of {n} tables printed no timing:\n{out[-3000:]}")
+    result["spark_floor"] = {
+        "wall_seconds": round(seconds, 2),
+        "job_seconds": float(job.group(1)),
+        "tables_at_once": int(job.group(2)),
+    }
+    logger.info("%d tables, Spark's floor: %s", n, result["spark_floor"])
+    shutil.rmtree(work / "floor_out", ignore_errors=True)
     for name, extra in [r for r in RUNS if r[0] in runs]:
         cmd = [*bronze_command(work / "raw", work, conf, table=None), *extra]
         run, log = _run(cmd, work, env)
@@ -126,6 +162,7 @@ def bench_many_tables(work: Path, driver_memory: str, n: int = 100, runs: Sequen
             run["problems"] = problems[:20]
             run["log_tail"] = log[-3000:]
             logger.error("%d tables (%s): not every table landed: %s\n%s", n, name, problems[:5], log[-3000:])
+        run["x_spark_floor_wall"] = round(run["wall_seconds"] / result["spark_floor"]["wall_seconds"], 2)
         result[name] = run
         logger.info("%d tables %s: %s", n, name, {k: v for k, v in run.items() if k != "table_seconds"})
     shutil.rmtree(work, ignore_errors=True)
@@ -175,6 +212,13 @@ def many_tables_markdown(r: dict) -> list[str]:
     ]
     done, rows = _run_rows(r, lambda x: f"{x['tables_landed']}/{r['tables']}")
     lines += rows
+    if "spark_floor" in r:
+        f = r["spark_floor"]
+        lines.append(
+            f"| Spark's floor (CSV -> Delta + Parquet per table, no contract) | {f['tables_at_once']} | "
+            f"{f['wall_seconds']} | {f['job_seconds']} | | | 0 | |"
+        )
+        lines += ["", "bronze wall / Spark floor wall: " + ", ".join(f"{n} {r[n]['x_spark_floor_wall']}" for n in done)]
     for name in done:
         if r[name].get("problems"):
             lines.append(f"\n{name}: not every table landed: {'; '.join(r[name]['problems'][:5])}")

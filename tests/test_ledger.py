@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from chispa import assert_df_equality
 from lakecheck import assert_same_lake, manifest_rows
 from pyspark.sql import SparkSession
 from servers import S3Server
 
-from bronze import cli, fs, pipeline
+from bronze import cli, deltalog, fs, ledger, pipeline
 from bronze.config import load_job_config
+from bronze.deltalog import COMMIT_MODE_ENV
 from bronze.ledger import ledger_path
 from bronze.sample_data import generate
 from bronze.units import unit_app_id, unit_id
@@ -161,3 +165,61 @@ def test_two_drivers_with_their_own_manifests_land_each_unit_once(
     other = pipeline.run(spark, _job(project_dir, sample, lake, tmp_path / "other.duckdb"))
     assert sum(t.files_new for t in other.tables) == 0
     assert_same_lake(spark, lake, job.lake, TABLES)
+
+
+def _entries(n: int) -> list[ledger.LedgerEntry]:
+    at = datetime(2026, 12, 3, 4, 5, 6, 123456, tzinfo=UTC)
+    return [
+        ledger.LedgerEntry(
+            "orders",
+            f"u{i}",
+            "file",
+            f"file:/raw/orders/{i}.csv",
+            100 + i,
+            1700000000000 + i,
+            f"sha-{i}",
+            0,
+            "ingested" if i else "failed",
+            rows_read=10,
+            rows_valid=7,
+            rows_rejected=3,
+            rejected={"TYPE_MISMATCH": 2, "NULL_IN_NOT_NULL": 1},
+            error=None if i else "UNREADABLE_FILE: bad",
+            run_id="r1",
+            bronze_version=i or None,
+            rejects_run="r1",
+            cursor=None,
+            recorded_at=at,
+        )
+        for i in range(3)
+    ]
+
+
+def test_ledger_append_commits_one_file_once_per_transaction_id_and_matches_delta_writer(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct path (a file written on the driver, one Delta commit) and Delta's writer (forced, as where the
+    direct commit is refused) give the same ledger; a repeated transaction id adds nothing on either path."""
+    direct, writer = str(tmp_path / "direct"), str(tmp_path / "writer")
+    for _ in range(2):  # the second append is a retry after a crash: same transaction id
+        ledger.append(spark, direct, _entries(3), "ledger:orders:r1")
+    with monkeypatch.context() as m:
+        m.setenv(COMMIT_MODE_ENV, "writer")
+        for _ in range(2):
+            ledger.append(spark, writer, _entries(3), "ledger:orders:r1")
+    got = spark.read.format("delta").load(ledger_path(direct))
+    assert_df_equality(got, spark.read.format("delta").load(ledger_path(writer)), ignore_row_order=True)
+    read = sorted(ledger.read_since(spark, direct, -1)[0], key=lambda e: e.unit_id)
+    assert [replace(e, recorded_at=None) for e in read] == [replace(e, recorded_at=None) for e in _entries(3)]
+    stamps = {r[0] for r in got.selectExpr("CAST(recorded_at AS STRING)").collect()}  # session time zone UTC
+    assert stamps == {"2026-12-03 04:05:06.123456"}
+    log = sorted((Path(ledger_path(direct)) / "_delta_log").glob("*.json"))
+    assert len(log) == 1  # one commit: the retry committed nothing
+    actions = [json.loads(line) for line in log[0].read_text().splitlines()]
+    assert [a["txn"]["appId"] for a in actions if "txn" in a] == ["ledger:orders:r1"]
+    files = [p.name for p in Path(ledger_path(direct)).glob("*.parquet")]
+    assert [a["add"]["path"] for a in actions if "add" in a] == files  # and no file left by the retry
+    # A ledger the writer created takes direct appends (and the other way round): the same columns.
+    ledger.append(spark, writer, _entries(3)[:1], "ledger:orders:r2")
+    assert spark.read.format("delta").load(ledger_path(writer)).count() == 4
+    assert deltalog.commit(spark, ledger_path(writer), 1).rows == 1

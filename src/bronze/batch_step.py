@@ -18,6 +18,7 @@ from bronze.quality import check_batch, check_rows
 from bronze.reasons import EXPECTATION_FAILED
 from bronze.results import FAILED, FileResult, RunResult, TableResult, file_results
 from bronze.rows import count_by_file, tag_rows
+from bronze.run_ledger import RunLedger
 from bronze.sources.base import SourceFrame
 from bronze.units import Unit
 from bronze.writers import LakePaths
@@ -35,6 +36,7 @@ class BatchContext:
     run: RunResult
     writing: bool
     lineage: Lineage | None
+    pending: RunLedger | None = None  # the run's ledger entries, appended as it ends
 
 
 def _inputs(units: list[Unit], results: list[FileResult] | None = None) -> list[LineageUnit]:
@@ -83,7 +85,7 @@ def land_units(
                 if lineage:
                     lineage.fail(table.name, run_id, _inputs(units), problem)
                 return _stopped(units, problem)
-        landed = land(ctx.spark, table, ctx.paths, ctx.manifest, run_id)
+        landed = land(ctx.spark, table, ctx.paths, ctx.manifest, run_id, pending=ctx.pending)
     except BatchConflictError:
         rollback(ctx.spark, staging, ctx.paths.delta(table.name))
         raise  # planned again: the next attempt's START/COMPLETE share this batch's lineage run id

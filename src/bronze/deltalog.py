@@ -8,6 +8,7 @@ one commit that adds files bronze wrote itself (:func:`commit_files`, through De
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -23,6 +24,9 @@ from bronze.crashpoints import pause_point
 from bronze.errors import DirectCommitError, UnitConflictError
 
 COMMIT_FILE = re.compile(r"\d{20}\.json")
+# "writer": append through Delta's DataFrame writer (for a batch: a second pass over the staged rows) instead of
+# committing files bronze wrote itself; also chosen by itself where the direct commit cannot work.
+COMMIT_MODE_ENV = "BRONZE_DELTA_COMMIT"
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,20 @@ def write_operation(jvm, partition_by: tuple[str, ...], user_metadata: str | Non
         jvm.scala.Option.apply(None),
         jvm.scala.Option.apply(user_metadata),
     )
+
+
+_PROBED: dict[tuple[str, tuple[str, ...]], str | None] = {}
+
+
+def direct_commit_problem(spark: SparkSession, partition_by: tuple[str, ...]) -> str | None:
+    """Why files bronze wrote cannot be committed as written on this driver (None: they can). The probe's
+    answer is kept per Spark application: its JVM classes do not change while it runs."""
+    if os.environ.get(COMMIT_MODE_ENV, "files") == "writer":
+        return f"{COMMIT_MODE_ENV}=writer"
+    key = (spark.sparkContext.applicationId, tuple(partition_by))
+    if key not in _PROBED:
+        _PROBED[key] = probe_direct_commit(spark, partition_by)
+    return _PROBED[key]
 
 
 def probe_direct_commit(spark: SparkSession, partition_by: tuple[str, ...]) -> str | None:

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import duckdb
 from pyspark.sql import SparkSession
@@ -168,13 +168,27 @@ def record_entries(
     txn_app_id: str,
     after_append: Callable[[], None] = lambda: None,
 ) -> None:
-    """Append entries to the ledger, then index them. Where only this append came in between, the index
-    stays current with the ledger, so the next run's sync has nothing to read."""
+    """Append entries to the ledger under one transaction id, then index them."""
+    record_groups(spark, manifest, lake, {txn_app_id: entries}, txn_app_id, after_append)
+
+
+def record_groups(
+    spark: SparkSession,
+    manifest: Manifest | None,
+    lake: str,
+    groups: Mapping[str, list[LedgerEntry]],
+    commit_id: str,
+    after_append: Callable[[], None] = lambda: None,
+) -> None:
+    """Append groups of entries to the ledger (each once per its transaction id, :func:`ledger.append_groups`),
+    then index them. Where only this append came in between, the index stays current with the ledger, so the
+    next run's sync has nothing to read."""
+    entries = [e for group in groups.values() for e in group]
     if not entries:
         return
     path = ledger.ledger_path(lake)
     before = deltalog.latest_version(spark, path)
-    ledger.append(spark, lake, entries, txn_app_id)
+    ledger.append_groups(spark, lake, groups, commit_id)
     after_append()
     if manifest is None:
         return

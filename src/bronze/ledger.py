@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
 from bronze import deltalog, fs
+from bronze.errors import UnitConflictError
 from bronze.units import cursor_version
 
 logger = logging.getLogger(__name__)
@@ -135,29 +141,117 @@ def missing_from_ledger(spark: SparkSession, delta_path: str, after_version: int
     return out
 
 
+def _ledger_types() -> list[tuple[str, object, object]]:
+    """Each ledger column with its Spark and Arrow types (from LEDGER_SCHEMA)."""
+    import pyarrow as pa
+    from pyspark.sql.types import LongType, StringType, TimestampType
+
+    kinds = {
+        "STRING": (StringType(), pa.string()),
+        "BIGINT": (LongType(), pa.int64()),
+        "TIMESTAMP": (TimestampType(), pa.timestamp("us", tz="UTC")),
+    }
+    out = []
+    for column in LEDGER_SCHEMA.split(","):
+        name, kind = column.split()
+        out.append((name, *kinds[kind]))
+    return out
+
+
+def _write_ledger_file(spark: SparkSession, lake: str, rows: list[tuple]) -> deltalog.DataFile:
+    """The rows as one Parquet file inside the ledger's folder (in no commit yet), written on the driver by
+    pyarrow: a Spark job and Delta's writer for a few rows took ~2 s per table batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = _ledger_types()
+    columns = list(zip(*rows, strict=True))
+    table = pa.table({name: pa.array(list(col), arrow) for (name, _, arrow), col in zip(types, columns, strict=True)})
+    name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    dest = fs.join(ledger_path(lake), name)
+    with tempfile.TemporaryDirectory(prefix="bronze-ledger-") as tmp:
+        local = os.path.join(tmp, name)
+        pq.write_table(table, local, compression="snappy")
+        size = os.path.getsize(local)
+        fs.upload(spark, local, dest)
+    return deltalog.DataFile(name, {}, size, int(time.time() * 1000), len(rows))
+
+
+def _append_direct(spark: SparkSession, lake: str, groups: dict[str, list[tuple]], commit_id: str) -> bool:
+    """One Delta commit adding the groups' rows as one file, under ``commit_id`` and (for several groups) one
+    transaction id per group (:func:`deltalog.commit_files`); a group whose id the ledger has seen is left out.
+    False where that commit cannot be made here (the caller appends through Delta's writer); a lost concurrency
+    check is raised after the file is removed."""
+    from pyspark.sql.types import StructField, StructType
+
+    schema = StructType([StructField(name, spark_type, True) for name, spark_type, _ in _ledger_types()]).json()
+    path = ledger_path(lake)
+    pending = dict(groups)
+    while pending:
+        # One group: its id is the commit's own (Delta skips a commit whose id it has seen).
+        group_txns = {} if list(pending) == [commit_id] else dict.fromkeys(pending, 0)
+        data = _write_ledger_file(spark, lake, [row for rows in pending.values() for row in rows])
+        try:
+            version = deltalog.commit_files(spark, path, schema, (), [data], commit_id, group_txns)
+        except UnitConflictError:  # some groups are in already (another driver caught the ledger up)
+            fs.delete(spark, fs.join(path, data.path))
+            seen = deltalog.txn_versions(spark, path, list(pending))
+            pending = {k: v for k, v in pending.items() if seen.get(k, -1) < 0}
+            continue
+        except Exception as exc:  # py4j/Delta raise several types
+            committed = deltalog.find_txn_commit(spark, path, commit_id, lookback=50) is not None
+            if not deltalog.is_conflict(exc) and committed:
+                return True  # the commit was made before the call failed: the file is in the table
+            fs.delete(spark, fs.join(path, data.path))
+            if deltalog.is_conflict(exc):
+                raise
+            logger.warning("ledger append %s through Delta's writer: the direct commit failed: %s", commit_id, exc)
+            return False
+        if version is None:  # this id was committed before (a retry after a crash): nothing to add
+            fs.delete(spark, fs.join(path, data.path))
+        return True
+    return True
+
+
 def append(spark: SparkSession, lake: str, entries: list[LedgerEntry], txn_app_id: str) -> None:
     """Append entries to the ledger table, once per transaction id (a retry after a crash adds nothing)."""
-    if not entries:
-        return
+    append_groups(spark, lake, {txn_app_id: entries}, txn_app_id)
+
+
+def append_groups(spark: SparkSession, lake: str, groups: Mapping[str, list[LedgerEntry]], commit_id: str) -> None:
+    """Append groups of entries (e.g. a run's table batches), each once per its transaction id: one file written
+    on the driver and one commit, or, where that direct commit cannot be made
+    (:func:`deltalog.direct_commit_problem`), one append per group through Delta's writer."""
     now = datetime.now(UTC)
-    rows = [replace(e, recorded_at=e.recorded_at or now).row() for e in entries]
+    rows = {
+        txn: [replace(e, recorded_at=e.recorded_at or now).row() for e in entries]
+        for txn, entries in groups.items()
+        if entries
+    }
+    if not rows:
+        return
+    direct = deltalog.direct_commit_problem(spark, ()) is None
     for attempt in range(1, APPEND_ATTEMPTS + 1):
         try:
-            (
-                spark.createDataFrame(rows, LEDGER_SCHEMA)
-                .coalesce(1)
-                .write.format("delta")
-                .mode("append")
-                .option("txnAppId", txn_app_id)
-                .option("txnVersion", 0)
-                .save(ledger_path(lake))
-            )
+            if direct and _append_direct(spark, lake, rows, commit_id):
+                return
+            direct = False
+            for txn, group in rows.items():  # Delta's writer skips an id it has seen
+                (
+                    spark.createDataFrame(group, LEDGER_SCHEMA)
+                    .coalesce(1)
+                    .write.format("delta")
+                    .mode("append")
+                    .option("txnAppId", txn)
+                    .option("txnVersion", 0)
+                    .save(ledger_path(lake))
+                )
             return
         except Exception as exc:  # py4j/Delta raise several types; only a lost concurrency check is retried
             # Appends never conflict with appends; but two tables' first batches may both create the table.
             if attempt == APPEND_ATTEMPTS or not deltalog.is_conflict(exc):
                 raise
-            logger.info("ledger append %s lost a concurrent commit, again (attempt %d)", txn_app_id, attempt + 1)
+            logger.info("ledger append %s lost a concurrent commit, again (attempt %d)", commit_id, attempt + 1)
 
 
 def _added_since(spark: SparkSession, path: str, after_version: int, latest: int) -> list[str] | None:

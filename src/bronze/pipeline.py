@@ -41,6 +41,7 @@ from bronze.mirror import sync_parquet_mirror
 from bronze.recovery import cleanup, recover
 from bronze.report import progress_line, summary_dict, table_summary
 from bronze.results import FileResult, RunResult, TableResult, new_run_id
+from bronze.run_ledger import RunLedger, catch_up, removal_txn
 from bronze.session import session_conf, table_session
 from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery
@@ -74,12 +75,14 @@ class Run:
         manifest: Manifest,
         source_factory: SourceFactory = source_for,
         lineage: Lineage | None = None,
+        pending: RunLedger | None = None,
     ) -> None:
         self.spark, self.job, self.result, self.manifest = spark, job, result, manifest
         self.paths = LakePaths(job.lake)
         self.writing = not job.dry_run
         self.source_factory = source_factory
         self.lineage = lineage
+        self.pending = pending
 
     def in_session(self, spark: SparkSession) -> Run:
         """The same run seen from a table thread's own session."""
@@ -109,29 +112,6 @@ def _close(result: TableResult, started: float) -> TableResult:
         _log_file(result.table, f)
     result.seconds = time.monotonic() - started
     return result
-
-
-def catch_up_ledger(ctx: Run, table: TableConfig) -> None:
-    """Ledger entries the bronze log carries but the ledger lacks (a run died between its commit and its ledger
-    append, and its staging folder is gone): appended now, from the commits themselves."""
-    spark, manifest = ctx.spark, ctx.manifest
-    delta_path = ctx.paths.delta(table.name)
-    latest = deltalog.latest_version(spark, delta_path)
-    if latest is None:
-        return
-    scanned = int(manifest.state(f"bronze_scanned:{table.name}") or "-1")
-    after = max(manifest.last_bronze_version(table.name), scanned)
-    entries = ledger.missing_from_ledger(spark, delta_path, after) if latest > after else []
-    if entries:
-        index.record_entries(spark, manifest, ctx.job.lake, entries, f"ledger:{table.name}:bronze-v{latest}")
-        logger.warning(
-            "%s: the ledger was behind the bronze table (versions %d..%d): %d entries added",
-            table.name,
-            after + 1,
-            latest,
-            len(entries),
-        )
-    manifest.set_state(f"bronze_scanned:{table.name}", str(latest))
 
 
 def _matches(pattern: str, src_path: str, raw: str) -> bool:
@@ -170,7 +150,7 @@ def reprocess(ctx: Run, table: TableConfig) -> None:
             )
         sync_parquet_mirror(spark, delta_path, ctx.paths.parquet(table.name))
     purge_rejects(spark, ctx.paths, table.name, targets)
-    index.record_entries(spark, ctx.manifest, job.lake, removed, f"ledger:{table.name}:{run_id}:removed")
+    index.record_entries(spark, ctx.manifest, job.lake, removed, removal_txn(table.name, run_id))
 
 
 def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
@@ -180,7 +160,7 @@ def ingest_table(ctx: Run, table: TableConfig) -> TableResult:
     if ctx.writing:
         index.sync(ctx.spark, ctx.manifest, ctx.job.lake)  # what other drivers landed since the run started
         result.files.extend(recover(ctx.spark, table, ctx.paths, ctx.manifest, ctx.result.run_id))
-        catch_up_ledger(ctx, table)
+        catch_up(ctx.spark, ctx.manifest, ctx.paths, table.name)
         sync_parquet_mirror(ctx.spark, ctx.paths.delta(table.name), ctx.paths.parquet(table.name))
         if ctx.job.reprocess and table.format in FILE_FORMATS and table.format != "delta":
             reprocess(ctx, table)
@@ -261,7 +241,7 @@ def _plan_source(ctx: Run, table: TableConfig, result: TableResult, source: Sour
         )
         for u in units
     ]
-    batch_ctx = BatchContext(spark, ctx.paths, manifest, ctx.result, ctx.writing, ctx.lineage)
+    batch_ctx = BatchContext(spark, ctx.paths, manifest, ctx.result, ctx.writing, ctx.lineage, ctx.pending)
     landed = land_units(batch_ctx, table, result, units, src)
     done = {f.path for f in landed if f.status != FAILED}
     with ctx.manifest.lock:
@@ -391,7 +371,8 @@ def run(
             index.sync(spark, manifest, job.lake)
             dead = [r for r in manifest.unfinished_runs() if not run_alive(spark, job.lake, r)]
             manifest.mark_crashed(dead, result.run_id)
-            ctx = Run(spark, job, result, manifest, source_factory, lineage)
+            pending = RunLedger(spark, manifest, job.lake, result.run_id)
+            ctx = Run(spark, job, result, manifest, source_factory, lineage, pending)
             manifest.start_run(result.run_id, now, result.args)
 
             def after_table(table: TableResult) -> None:
@@ -399,7 +380,10 @@ def run(
                     record_quality(manifest.con, result.run_id, table_summary(table))
                 mfile.publish(manifest)
 
-            result.tables.extend(ingest_tables(ctx, after_table))
+            try:
+                result.tables.extend(ingest_tables(ctx, after_table))
+            finally:  # what landed goes into the ledger even when a table failed
+                pending.flush()
             status = "failed" if result.failed else "succeeded"
             summary = summary_dict(result)
             manifest.end_run(result.run_id, datetime.now(UTC), status, result.totals(), summary)
