@@ -16,10 +16,11 @@ from lakecheck import assert_same_lake, manifest_rows
 from pyspark.sql import SparkSession
 from servers import S3Server
 
-from bronze import cli, deltalog, fs, ledger, pipeline
+from bronze import cli, deltalog, fs, index, ledger, pipeline, run_ledger
 from bronze.config import load_job_config
 from bronze.deltalog import COMMIT_MODE_ENV
 from bronze.ledger import ledger_path
+from bronze.manifest import Manifest
 from bronze.sample_data import generate
 from bronze.units import unit_app_id, unit_id
 from bronze.writers import LakePaths
@@ -223,3 +224,38 @@ def test_ledger_append_commits_one_file_once_per_transaction_id_and_matches_delt
     ledger.append(spark, writer, _entries(3)[:1], "ledger:orders:r2")
     assert spark.read.format("delta").load(ledger_path(writer)).count() == 4
     assert deltalog.commit(spark, ledger_path(writer), 1).rows == 1
+
+
+def test_the_catch_up_leaves_a_batch_in_flight_to_its_run_and_appends_each_batch_once(
+    spark: SparkSession, tmp_path: Path, first
+) -> None:
+    """A bronze commit whose entries the ledger lacks: held by a live run (its staging folder is there) it is left
+    alone; once that folder is gone it is caught up under the run's own id, and the run's own end-of-run
+    append of it (same id) then adds nothing while the other batches of the append land."""
+    job, result = first
+    lake = tmp_path / "lake"
+    shutil.copytree(job.lake, lake)
+    shutil.rmtree(lake / "_bronze" / "ledger")  # the run's end-of-run append has not happened yet
+    paths = LakePaths(str(lake))
+    staging = Path(paths.staging(result.run_id, "orders"))
+    staging.mkdir(parents=True)
+    (staging / "batch.json").write_text("{}")
+    manifest = Manifest(str(tmp_path / "m.duckdb"))
+    try:
+        index.sync(spark, manifest, str(lake))
+        run_ledger.catch_up(spark, manifest, paths, "orders")
+        assert ledger.read_since(spark, str(lake), -1) == ([], -1)  # in flight: nothing appended
+        shutil.rmtree(staging)
+        run_ledger.catch_up(spark, manifest, paths, "orders")
+    finally:
+        manifest.close()
+    orders = sorted(f.path for t in result.tables if t.table == "orders" for f in t.files)
+    assert sorted(r.src_path for r in spark.read.format("delta").load(ledger_path(str(lake))).collect()) == orders
+    groups = {
+        run_ledger.batch_txn(t, result.run_id): ledger.missing_from_ledger(spark, paths.delta(t), -1)
+        for t in ("orders", "customers")
+    }
+    ledger.append_groups(spark, str(lake), groups, f"ledger:run:{result.run_id}")
+    customers = sorted(f.path for t in result.tables if t.table == "customers" for f in t.files)
+    got = sorted(r.src_path for r in spark.read.format("delta").load(ledger_path(str(lake))).collect())
+    assert got == sorted(orders + customers)  # each once: the orders batch was in already
