@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 import duckdb
 from pyspark.sql import SparkSession
 
-from bronze import deltalog, fs, ledger
+from bronze import fs, ledger
 from bronze.ledger import INGESTED, LedgerEntry
 from bronze.manifest import Manifest
 from bronze.manifest_schema import DDL, INDEX_TABLES, SCHEMA_VERSION, VIEWS
@@ -181,22 +181,19 @@ def record_groups(
     after_append: Callable[[], None] = lambda: None,
 ) -> None:
     """Append groups of entries to the ledger (each once per its transaction id, :func:`ledger.append_groups`),
-    then index them. Where only this append came in between, the index stays current with the ledger, so the
-    next run's sync has nothing to read."""
+    then index them. Where our commit is the only one since the index's last read, the index stays current with
+    the ledger, so the next sync has nothing to read."""
     entries = [e for group in groups.values() for e in group]
     if not entries:
         return
-    path = ledger.ledger_path(lake)
-    before = deltalog.latest_version(spark, path)
-    ledger.append_groups(spark, lake, groups, commit_id)
+    version = ledger.append_groups(spark, lake, groups, commit_id)
     after_append()
     if manifest is None:
         return
     manifest.upsert(entries)
-    start = -1 if before is None else before
-    after = deltalog.latest_version(spark, path)
-    if int(manifest.state("ledger_version") or "-1") == start and after == start + 1:
-        manifest.set_state("ledger_version", str(after))
+    # Only where our own commit is the one right after what the index has read (not another driver's).
+    if version is not None and int(manifest.state("ledger_version") or "-1") == version - 1:
+        manifest.set_state("ledger_version", str(version))
 
 
 class ManifestFile:

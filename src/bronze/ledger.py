@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pyspark.sql import SparkSession
 
 from bronze import deltalog, fs
-from bronze.errors import UnitConflictError
+from bronze.errors import ConservationError, UnitConflictError
 from bronze.units import cursor_version
 
 logger = logging.getLogger(__name__)
@@ -177,51 +177,61 @@ def _write_ledger_file(spark: SparkSession, lake: str, rows: list[tuple]) -> del
     return deltalog.DataFile(name, {}, size, int(time.time() * 1000), len(rows))
 
 
-def _append_direct(spark: SparkSession, lake: str, groups: dict[str, list[tuple]], commit_id: str) -> bool:
-    """One Delta commit adding the groups' rows as one file, under ``commit_id`` and (for several groups) one
-    transaction id per group (:func:`deltalog.commit_files`); a group whose id the ledger has seen is left out.
-    False where that commit cannot be made here (the caller appends through Delta's writer); a lost concurrency
-    check is raised after the file is removed."""
+def _append_direct(
+    spark: SparkSession, lake: str, groups: dict[str, list[tuple]], label: str
+) -> tuple[bool, int | None]:
+    """One Delta commit adding the groups' rows as one file (:func:`deltalog.commit_files`): one group under its
+    own transaction id; several under one transaction id each (the commit's own id is ``label`` made unique);
+    a group whose id the ledger has seen is left out. Returns (False, None) where that commit cannot be made
+    here (the caller appends through Delta's writer), else (True, the commit's version or None when there was
+    nothing to add or it is not known); a lost concurrency check is raised after the file is removed."""
     from pyspark.sql.types import StructField, StructType
 
     schema = StructType([StructField(name, spark_type, True) for name, spark_type, _ in _ledger_types()]).json()
     path = ledger_path(lake)
+    single = len(groups) == 1
+    commit_id = next(iter(groups)) if single else f"{label}:{uuid.uuid4()}"
     pending = dict(groups)
-    while pending:
-        # One group: its id is the commit's own (Delta skips a commit whose id it has seen).
-        group_txns = {} if list(pending) == [commit_id] else dict.fromkeys(pending, 0)
+    for _ in range(len(groups) + 1):  # each pass leaves out at least one group another commit added
+        if not pending:
+            return True, None
         data = _write_ledger_file(spark, lake, [row for rows in pending.values() for row in rows])
         try:
-            version = deltalog.commit_files(spark, path, schema, (), [data], commit_id, group_txns)
+            version = deltalog.commit_files(
+                spark, path, schema, (), [data], commit_id, {} if single else dict.fromkeys(pending, 0)
+            )
         except UnitConflictError:  # some groups are in already (another driver caught the ledger up)
             fs.delete(spark, fs.join(path, data.path))
             seen = deltalog.txn_versions(spark, path, list(pending))
+            if not seen:
+                raise ConservationError(f"expected the ledger's transaction ids in {path}, found none") from None
             pending = {k: v for k, v in pending.items() if seen.get(k, -1) < 0}
             continue
         except Exception as exc:  # py4j/Delta raise several types
-            committed = deltalog.find_txn_commit(spark, path, commit_id, lookback=50) is not None
-            if not deltalog.is_conflict(exc) and committed:
-                return True  # the commit was made before the call failed: the file is in the table
+            conflict = deltalog.is_conflict(exc)
+            if not conflict and deltalog.find_txn_commit(spark, path, commit_id) is not None:
+                return True, None  # the commit was made before the call failed: the file is in the table
             fs.delete(spark, fs.join(path, data.path))
-            if deltalog.is_conflict(exc):
+            if conflict:
                 raise
-            logger.warning("ledger append %s through Delta's writer: the direct commit failed: %s", commit_id, exc)
-            return False
-        if version is None:  # this id was committed before (a retry after a crash): nothing to add
+            logger.warning("ledger append %s through Delta's writer: the direct commit failed: %s", label, exc)
+            return False, None
+        if version is None:  # one group whose id was committed before (a retry after a crash): nothing to add
             fs.delete(spark, fs.join(path, data.path))
-        return True
-    return True
+        return True, version
+    raise ConservationError(f"expected the ledger append {label} to settle, found its groups still conflicting")
 
 
-def append(spark: SparkSession, lake: str, entries: list[LedgerEntry], txn_app_id: str) -> None:
+def append(spark: SparkSession, lake: str, entries: list[LedgerEntry], txn_app_id: str) -> int | None:
     """Append entries to the ledger table, once per transaction id (a retry after a crash adds nothing)."""
-    append_groups(spark, lake, {txn_app_id: entries}, txn_app_id)
+    return append_groups(spark, lake, {txn_app_id: entries}, txn_app_id)
 
 
-def append_groups(spark: SparkSession, lake: str, groups: Mapping[str, list[LedgerEntry]], commit_id: str) -> None:
+def append_groups(spark: SparkSession, lake: str, groups: Mapping[str, list[LedgerEntry]], label: str) -> int | None:
     """Append groups of entries (e.g. a run's table batches), each once per its transaction id: one file written
     on the driver and one commit, or, where that direct commit cannot be made
-    (:func:`deltalog.direct_commit_problem`), one append per group through Delta's writer."""
+    (:func:`deltalog.direct_commit_problem`), one append per group through Delta's writer. Returns the version
+    of the one commit made (None: none was needed, or through the writer)."""
     now = datetime.now(UTC)
     rows = {
         txn: [replace(e, recorded_at=e.recorded_at or now).row() for e in entries]
@@ -229,12 +239,14 @@ def append_groups(spark: SparkSession, lake: str, groups: Mapping[str, list[Ledg
         if entries
     }
     if not rows:
-        return
+        return None
     direct = deltalog.direct_commit_problem(spark, ()) is None
     for attempt in range(1, APPEND_ATTEMPTS + 1):
         try:
-            if direct and _append_direct(spark, lake, rows, commit_id):
-                return
+            if direct:
+                done, version = _append_direct(spark, lake, rows, label)
+                if done:
+                    return version
             direct = False
             for txn, group in rows.items():  # Delta's writer skips an id it has seen
                 (
@@ -246,12 +258,13 @@ def append_groups(spark: SparkSession, lake: str, groups: Mapping[str, list[Ledg
                     .option("txnVersion", 0)
                     .save(ledger_path(lake))
                 )
-            return
+            return None
         except Exception as exc:  # py4j/Delta raise several types; only a lost concurrency check is retried
-            # Appends never conflict with appends; but two tables' first batches may both create the table.
+            # Appends never conflict with appends; but two runs' first appends may both create the table.
             if attempt == APPEND_ATTEMPTS or not deltalog.is_conflict(exc):
                 raise
-            logger.info("ledger append %s lost a concurrent commit, again (attempt %d)", commit_id, attempt + 1)
+            logger.info("ledger append %s lost a concurrent commit, again (attempt %d)", label, attempt + 1)
+    return None
 
 
 def _added_since(spark: SparkSession, path: str, after_version: int, latest: int) -> list[str] | None:

@@ -382,8 +382,13 @@ def run(
 
             try:
                 result.tables.extend(ingest_tables(ctx, after_table))
-            finally:  # what landed goes into the ledger even when a table failed
-                pending.flush()
+            except BaseException:  # what landed goes into the ledger even when a table failed
+                try:
+                    pending.flush()
+                except Exception:  # the table's error is the one raised; a later run appends these entries
+                    logger.exception("the run's ledger append failed after a table's error")
+                raise
+            pending.flush()
             status = "failed" if result.failed else "succeeded"
             summary = summary_dict(result)
             manifest.end_run(result.run_id, datetime.now(UTC), status, result.totals(), summary)

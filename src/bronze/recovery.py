@@ -50,8 +50,11 @@ def recover(
             continue
         needs_rows = any(u.error is None for u in batch.units)
         staged = not needs_rows or fs.exists(spark, fs.join(rows_dir(staging), "_SUCCESS"))
+        app_id = batch_app_id(table.name, run_id)
+        # The log's JSON commits, then the snapshot (which keeps transaction ids behind checkpoints and log cleanup).
         committed = not table.merge and (
-            deltalog.find_txn_commit(spark, delta_path, batch_app_id(table.name, run_id)) is not None
+            deltalog.find_txn_commit(spark, delta_path, app_id) is not None
+            or deltalog.txn_versions(spark, delta_path, [app_id]).get(app_id, -1) >= 0
         )
         # A batch with gates is finished only once its check passed (quality.json): else it never commits.
         finishable = staged and (not needs_rows or (table.merge and checked(spark, table, staging)))

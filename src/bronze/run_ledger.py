@@ -82,7 +82,13 @@ def catch_up(spark: SparkSession, manifest: Manifest, paths: LakePaths, table: s
         return
     scanned = int(manifest.state(f"bronze_scanned:{table}") or "-1")
     after = max(manifest.last_bronze_version(table), scanned)
+    held = manifest.state(f"bronze_held:{table}")  # the oldest commit of a batch that was in flight
+    if held:
+        after = min(after, int(held) - 1)
     entries = ledger.missing_from_ledger(spark, delta_path, after) if latest > after else []
+    # Entries the index has (from the ledger) are in the ledger already: a held batch its run has appended since.
+    known = {(e.src_path, e.generation, e.status) for e in manifest.entries_of(table, [e.src_path for e in entries])}
+    entries = [e for e in entries if (e.src_path, e.generation, e.status) not in known]
     in_flight = {r for r in {e.run_id for e in entries} if fs.exists(spark, paths.staging(r, table))}
     groups: dict[str, list[LedgerEntry]] = {}
     for e in entries:
@@ -98,5 +104,6 @@ def catch_up(spark: SparkSession, manifest: Manifest, paths: LakePaths, table: s
             latest,
             sum(map(len, groups.values())),
         )
-    held = [e.bronze_version for e in entries if e.run_id in in_flight and e.bronze_version is not None]
-    manifest.set_state(f"bronze_scanned:{table}", str(min(held) - 1 if held else latest))
+    holding = [e.bronze_version for e in entries if e.run_id in in_flight and e.bronze_version is not None]
+    manifest.set_state(f"bronze_held:{table}", str(min(holding)) if holding else "")
+    manifest.set_state(f"bronze_scanned:{table}", str(latest))
