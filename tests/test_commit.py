@@ -12,9 +12,8 @@ from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from bronze import deltalog, pipeline
-from bronze.batch import COMMIT_MODE_ENV
 from bronze.config import load_job_config
-from bronze.deltalog import DataFile, nullable_schema_json
+from bronze.deltalog import COMMIT_MODE_ENV, DataFile, nullable_schema_json
 from bronze.results import RunResult
 from bronze.sample_data import generate
 from bronze.units import unit_app_id, unit_id

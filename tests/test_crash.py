@@ -17,9 +17,9 @@ from lakecheck import assert_same_lake, manifest_rows
 from pyspark.sql import SparkSession
 
 from bronze import pipeline
-from bronze.batch import COMMIT_MODE_ENV
 from bronze.config import load_job_config
 from bronze.crashpoints import CRASH_ENV, CRASH_POINTS
+from bronze.deltalog import COMMIT_MODE_ENV
 from bronze.ledger import ledger_path
 from bronze.sample_data import generate, write_edge_files
 

@@ -68,7 +68,6 @@ logger = logging.getLogger(__name__)
 
 BATCH_FILE = "batch.json"
 PLAN_FILE = "plan.json"
-COMMIT_MODE_ENV = deltalog.COMMIT_MODE_ENV
 
 
 class BatchConflictError(Exception):
@@ -121,11 +120,6 @@ def stage(spark: SparkSession, table: TableConfig, staging: str, batch: Batch, s
     crash_point("after_staging")
 
 
-def direct_commit_problem(spark: SparkSession, table: TableConfig) -> str | None:
-    """Why the staged files cannot be committed as written on this driver (None: they can)."""
-    return deltalog.direct_commit_problem(spark, table.partition_by)
-
-
 def unit_counts(spark: SparkSession, staging: str) -> dict[str, dict[str | None, int]]:
     """The staged rows per unit and reason. One unit read and no reject staged (a table's daily file, clean):
     its valid rows from the files' footers, without the counting job (~1 s of a small table's run)."""
@@ -149,7 +143,7 @@ def make_plan(spark: SparkSession, table: TableConfig, staging: str, delta_path:
     if overwrites(table):
         return CommitPlan(counts, None)  # Delta's writer replaces the table's files in its one commit
     schema_json = staged_schema(spark, staging).json()
-    why_not = direct_commit_problem(spark, table) or deltalog.why_not_committable(
+    why_not = deltalog.direct_commit_problem(spark, table.partition_by) or deltalog.why_not_committable(
         spark, delta_path, schema_json, table.partition_by
     )
     if why_not:
@@ -246,7 +240,7 @@ def append_batch(
         if not fs.exists(spark, fs.join(staging, "schema.json")) and deltalog.latest_version(spark, delta_path) is None:
             return None  # only failed units and no table yet: the ledger alone records them
         # A plan saved by a dead run on another driver (another Delta) is checked again before any file moves.
-        problem = direct_commit_problem(spark, table)
+        problem = deltalog.direct_commit_problem(spark, table.partition_by)
         if problem is None:
             version = _commit_planned_files(spark, table, batch, staging, plan, delta_path, app_id, metadata)
             if version is not None:
