@@ -123,6 +123,16 @@ RETURNS = _schema(
     ("change_ts", TimestampType(), NOT_NULL),
 )
 
+# A Kafka record as it arrived (seed 003): value and key as text, where it sits, the broker's timestamp.
+KAFKA_RAW = _schema(
+    ("raw_data", StringType(), NULLABLE),  # NULL: a tombstone
+    ("kafka_key", StringType(), NULLABLE),
+    ("topic", StringType(), NOT_NULL),
+    ("partition", IntegerType(), NOT_NULL),
+    ("offset", LongType(), NOT_NULL),
+    ("kafka_timestamp", TimestampType(), NULLABLE),
+)
+
 SCHEMAS: dict[str, StructType] = {
     "customers": CUSTOMERS,
     "products": PRODUCTS,
@@ -132,4 +142,5 @@ SCHEMAS: dict[str, StructType] = {
     "shipments": SHIPMENTS,
     "exchange_rates": EXCHANGE_RATES,
     "returns": RETURNS,
+    "kafka_raw": KAFKA_RAW,
 }

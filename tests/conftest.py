@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from api_app import ApiState, api_server
+from kafka_broker import KafkaBroker, kafka_broker
 from pyspark.sql import SparkSession
 from servers import PostgresServer, S3Server, postgres_server, s3_server
 
@@ -38,7 +39,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{PROJECT_DIR}/conf/log4j2.properties"
         )
     )
-    session = configure(builder, ensure_jars(groups=("s3", "jdbc"))).getOrCreate()
+    session = configure(builder, ensure_jars(groups=("s3", "jdbc", "kafka"))).getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -58,6 +59,13 @@ def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL on 127.0.0.1 (TCP, password auth), stopped at the end of the session."""
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaBroker]:
+    """A real Apache Kafka broker (KRaft) on 127.0.0.1, stopped at the end of the session."""
+    with kafka_broker() as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")

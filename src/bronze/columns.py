@@ -26,6 +26,9 @@ SRC = "_src_file"
 RAW_PREFIX = "__raw_"
 # A value that is not a value at all (an Excel error cell): the row is a TYPE_MISMATCH with this detail.
 CELL_ERROR = "_cell_error"
+# Why a malformed row is malformed, where the source knows better than the parser (a Kafka value that is not
+# UTF-8, a tombstone); NULL: the parser's own detail.
+MALFORMED_DETAIL = "_malformed_detail"
 # The row hash's view of contract column c where it differs from the raw value (CSV: '' kept apart from NULL
 # as a marker, which the hash writes as "").
 HASH_PREFIX = "__hash_"

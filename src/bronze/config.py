@@ -41,16 +41,19 @@ from bronze.quality_config import QUALITY_KEYS, Quality, parse_quality
 from bronze.source_config import (
     HTTP_KEYS,
     JDBC_KEYS,
+    KAFKA_KEYS,
     SNAPSHOT_PARTITIONS,
     HttpConfig,
     JdbcConfig,
+    KafkaConfig,
     parse_http,
     parse_jdbc,
+    parse_kafka,
 )
 from schemas.schemas import SCHEMAS
 
 FILE_FORMATS = ("csv", "json", "parquet", "xlsx", "delta")
-FORMATS = (*FILE_FORMATS, "jdbc", "http")
+FORMATS = (*FILE_FORMATS, "jdbc", "http", "kafka")
 MULTILINE_CHOICES = ("auto", "true", "false")
 TABLE_KEYS = {
     "source",
@@ -64,7 +67,9 @@ TABLE_KEYS = {
     "multiline",
     *QUALITY_KEYS,
 }
-FORMAT_KEYS = {"jdbc": JDBC_KEYS, "http": HTTP_KEYS}
+FORMAT_KEYS = {"jdbc": JDBC_KEYS, "http": HTTP_KEYS, "kafka": KAFKA_KEYS}
+# A kafka table without a schema lands each record as it is (seed 003's columns).
+KAFKA_RAW_SCHEMA = "kafka_raw"
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,7 @@ class TableConfig:
     # Sources that are not files under --raw: a database table or query, an HTTP API entity.
     jdbc: JdbcConfig | None = None
     http: HttpConfig | None = None
+    kafka: KafkaConfig | None = None
     # Expectations, batch gates and the schema drift policy (bronze.quality_config).
     quality: Quality = field(default_factory=Quality)
 
@@ -252,6 +258,8 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
     unknown = set(raw) - TABLE_KEYS - FORMAT_KEYS.get(fmt, set())
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)} for format {fmt}")
+    if fmt == "kafka" and not raw.get("schema"):
+        raw = {**raw, "schema": KAFKA_RAW_SCHEMA}
     for key in ("schema",) if fmt in FORMAT_KEYS else ("source", "schema"):
         if not raw.get(key):
             raise ConfigError(f"{where}: expected key {key!r}")
@@ -268,6 +276,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         raise SchemaError(f"{where}: {exc}") from exc
     jdbc = parse_jdbc(raw, where, schema.names) if fmt == "jdbc" else None
     http = parse_http(raw, where, schema.names) if fmt == "http" else None
+    kafka = parse_kafka(raw, where) if fmt == "kafka" else None
     derived = dict(raw.get("derived") or {})
     partition_by = _as_tuple(raw.get("partition_by"), f"{where}.partition_by")
     if jdbc and jdbc.load == "full" and jdbc.full_mode == "snapshot_append" and raw.get("partition_by") is None:
@@ -306,6 +315,7 @@ def _table_from_dict(name: str, raw: Mapping[str, Any]) -> TableConfig:
         multiline=multiline,
         jdbc=jdbc,
         http=http,
+        kafka=kafka,
         quality=parse_quality(raw, where, schema.names),
     )
 

@@ -36,7 +36,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "s3": ("org.apache.hadoop:hadoop-aws:3.3.4",),
     # PostgreSQL's JDBC driver, for jdbc tables and their tests.
     "jdbc": ("org.postgresql:postgresql:42.7.14",),
+    # Spark's Kafka source, for kafka tables: the Maven Central reachable here serves 3.5.1 of the 3.5 line (not
+    # 3.5.6); its classes are the same as 3.5.6's and run on the pinned pyspark (tests/test_kafka.py).
+    "kafka": ("org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.1",),
 }
+# The jar group a table's format needs.
+FORMAT_GROUPS = {"jdbc": "jdbc", "kafka": "kafka"}
 GROUPS_ENV = "BRONZE_JAR_GROUPS"  # e.g. "s3": groups added to every run of spark-submit.sh
 
 
@@ -56,21 +61,20 @@ def ivy_dir(project_dir: Path = PROJECT_DIR, group: str = "core") -> Path:
 
 
 def groups_for(args: list[str]) -> list[str]:
-    """The optional groups a run needs: s3 when a path is an s3a:// URI, jdbc when its conf has a jdbc table,
-    plus those named in BRONZE_JAR_GROUPS."""
+    """The optional groups a run needs: s3 when a path is an s3a:// URI, jdbc or kafka when its conf has such a
+    table, plus those named in BRONZE_JAR_GROUPS."""
     wanted = [g.strip() for g in os.environ.get(GROUPS_ENV, "").split(",") if g.strip()]
     if any("s3a://" in a or "s3://" in a for a in args):
         wanted.append("s3")
-    if _conf_has_jdbc(args):
-        wanted.append("jdbc")
+    wanted += _conf_groups(args)
     unknown = [g for g in wanted if g not in GROUPS]
     if unknown:
         raise JarResolutionError(f"expected jar groups among {sorted(GROUPS)} in {GROUPS_ENV}, found {unknown}")
     return list(dict.fromkeys(wanted))
 
 
-def _conf_has_jdbc(args: list[str]) -> bool:
-    """Whether the run's conf (``--config``, else conf/bronze.yaml) has a jdbc table (it needs the driver)."""
+def _conf_groups(args: list[str]) -> list[str]:
+    """The groups the tables of the run's conf (``--config``, else conf/bronze.yaml) need by their format."""
     from bronze.config import load_tables  # pulls in pyspark types: only here, not at import
     from bronze.errors import ConfigError
 
@@ -81,9 +85,9 @@ def _conf_has_jdbc(args: list[str]) -> bool:
         elif a.startswith("--config="):
             path = Path(a.split("=", 1)[1])
     try:
-        return any(t.format == "jdbc" for t in load_tables(path))
+        return sorted({FORMAT_GROUPS[t.format] for t in load_tables(path) if t.format in FORMAT_GROUPS})
     except ConfigError:
-        return False  # the job itself reports the bad conf (exit 2)
+        return []  # the job itself reports the bad conf (exit 2)
 
 
 def _spark_home() -> Path:

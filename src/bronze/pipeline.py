@@ -260,8 +260,10 @@ def extracted_ranges(units: list[Unit], landed: list[FileResult]) -> list[dict]:
         c = json.loads(u.cursor or "{}")
         if "value" not in c:
             continue  # not a range (a change log's commit)
-        key = (c.get("column"), c.get("from"), c.get("to"))
-        entry = out.setdefault(key, {"column": key[0], "from": key[1], "to": key[2], "rows": 0, "units": 0})
+        # A Kafka range is one partition's: kept apart by topic and partition, with any offsets lost to retention.
+        where = {k: c[k] for k in ("topic", "partition", "lost") if k in c}
+        key = (c.get("column"), c.get("from"), c.get("to"), json.dumps(where, sort_keys=True))
+        entry = out.setdefault(key, {"column": key[0], "from": key[1], "to": key[2], **where, "rows": 0, "units": 0})
         entry["rows"] += rows.get(u.path, 0)
         entry["units"] += 1
     return list(out.values())

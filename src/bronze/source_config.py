@@ -1,4 +1,5 @@
-"""Conf of the sources that are not files: database tables (``format: jdbc``) and HTTP APIs (``format: http``).
+"""Conf of the sources that are not files: database tables (``format: jdbc``), HTTP APIs (``format: http``) and
+Kafka topics (``format: kafka``).
 
 Parsed from a table's conf entry into typed dataclasses before Spark starts (a bad entry is exit 2). Secrets
 are never in the conf: it names the environment variables that hold them, and a URL carrying a password is
@@ -7,6 +8,7 @@ refused.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,10 @@ JDBC_KEYS = {"url", "table", "query", "load", "watermark", "lookback", "partitio
 JDBC_KEYS |= {"password_env", "fetch_size", "driver"}
 HTTP_KEYS = {"url", "since_param", "cursor", "records_path", "pagination", "params", "retries", "timeout_seconds"}
 HTTP_KEYS |= {"auth"}
+KAFKA_KEYS = {"bootstrap_servers", "topic", "topic_pattern", "starting_offsets", "max_offsets_per_run"}
+KAFKA_KEYS |= {"on_data_loss", "kafka_options", "kafka_options_env", "timeout_seconds"}
+STARTING_OFFSETS = ("earliest", "latest")
+ON_DATA_LOSS = ("fail", "skip")
 LOADS = ("full", "incremental")
 FULL_MODES = ("snapshot_append", "overwrite")
 CURSOR_TYPES = ("timestamp", "integer")
@@ -110,6 +116,39 @@ class HttpConfig:
     timeout_seconds: float = 30.0
     auth_header: str = "Authorization"
     auth_env: str | None = None  # the environment variable holding the header's whole value
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """A Kafka topic (or the topics a regex matches) read in batch from the landed offsets to the latest."""
+
+    bootstrap_servers: str
+    topic: str | None = None
+    topic_pattern: str | None = None  # a regex matched against the whole topic name
+    # Where a topic seen for the first time starts; a new partition of a known topic always starts at its earliest.
+    starting_offsets: str = "earliest"
+    max_offsets_per_run: int | None = None  # across the table's partitions, shared by their backlog
+    # Offsets deleted (retention) before they landed: fail the table, or land what exists and report the gap.
+    on_data_loss: str = "fail"
+    # Kafka client settings (security.protocol, sasl.mechanism, ...), passed to Spark's reader and the admin
+    # client; ``kafka_options_env`` takes a setting's value from an environment variable (a JAAS config).
+    kafka_options: Mapping[str, str] = field(default_factory=dict)
+    kafka_options_env: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float = 60.0
+
+    @property
+    def subscription(self) -> str:
+        return self.topic or f"/{self.topic_pattern}/"
+
+    def client_options(self) -> dict[str, str]:
+        """The client settings with the secrets read from the environment (never logged)."""
+        out = {"bootstrap.servers": self.bootstrap_servers, **self.kafka_options}
+        for key, env in self.kafka_options_env.items():
+            value = os.environ.get(env)
+            if value is None:
+                raise ConfigError(f"kafka_options_env.{key}: expected environment variable {env} set, found it unset")
+            out[key] = value
+        return out
 
 
 def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
@@ -240,4 +279,48 @@ def parse_http(raw: Mapping[str, Any], where: str, columns: list[str]) -> HttpCo
         timeout_seconds=float(raw.get("timeout_seconds", 30)),
         auth_header=str(auth.get("header", "Authorization")),
         auth_env=_env_name(auth.get("env"), f"{where}.auth.env"),
+    )
+
+
+def parse_kafka(raw: Mapping[str, Any], where: str) -> KafkaConfig:
+    servers = str(raw.get("bootstrap_servers") or "").strip()
+    if not re.fullmatch(r"[^\s,/]+:\d+(,[^\s,/]+:\d+)*", servers):
+        raise ConfigError(f"{where}.bootstrap_servers: expected host:port[,host:port...], found {servers!r}")
+    topic, pattern = raw.get("topic"), raw.get("topic_pattern")
+    if bool(topic) == bool(pattern):
+        found = sorted(k for k in ("topic", "topic_pattern") if raw.get(k))
+        raise ConfigError(f"{where}: expected exactly one of 'topic' or 'topic_pattern', found {found}")
+    if pattern:
+        try:
+            re.compile(str(pattern))
+        except re.error as exc:
+            raise ConfigError(f"{where}.topic_pattern: expected a regular expression, found {pattern!r}") from exc
+    limit = raw.get("max_offsets_per_run")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ConfigError(f"{where}.max_offsets_per_run: expected a whole number >= 1, found {limit!r}")
+    options = _mapping(raw.get("kafka_options") or {}, f"{where}.kafka_options")
+    secrets = _mapping(raw.get("kafka_options_env") or {}, f"{where}.kafka_options_env")
+    for key in (*options, *secrets):
+        if str(key) in ("bootstrap.servers", "group.id", "auto.offset.reset", "enable.auto.commit"):
+            raise ConfigError(f"{where}.kafka_options: expected no {key!r} (bronze sets it), found it")
+    for key in options:
+        if re.search(r"(?i)password|jaas", str(key)):
+            raise ConfigError(f"{where}.kafka_options.{key}: expected secrets in kafka_options_env, found a value")
+    timeout = float(raw.get("timeout_seconds", 60))
+    if timeout <= 0:
+        raise ConfigError(f"{where}.timeout_seconds: expected a number > 0, found {raw['timeout_seconds']!r}")
+    return KafkaConfig(
+        bootstrap_servers=servers,
+        topic=str(topic) if topic else None,
+        topic_pattern=str(pattern) if pattern else None,
+        starting_offsets=_choice(
+            raw.get("starting_offsets", "earliest"),
+            STARTING_OFFSETS,
+            f"{where}.starting_offsets",
+        ),
+        max_offsets_per_run=limit,
+        on_data_loss=_choice(raw.get("on_data_loss", "fail"), ON_DATA_LOSS, f"{where}.on_data_loss"),
+        kafka_options={str(k): str(v) for k, v in options.items()},
+        kafka_options_env={str(k): _env_name(v, f"{where}.kafka_options_env.{k}") or "" for k, v in secrets.items()},
+        timeout_seconds=timeout,
     )

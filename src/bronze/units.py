@@ -17,6 +17,7 @@ FILE = "file"
 DELTA_FILE = "delta_file"  # a data file a Delta change-log commit added
 JDBC_RANGE = "jdbc_range"  # a database table's rows in a watermark range, or a full snapshot
 HTTP_PAGE = "http_page"  # one page of an API entity, landed as JSON lines
+KAFKA_RANGE = "kafka_range"  # one partition's offsets [from, to) of a Kafka topic
 REPLAY = "replay"  # the rejected rows of one reject run, source file and reason, validated again (bronze replay)
 REPLAY_MARK = "#replay="
 

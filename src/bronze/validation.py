@@ -28,6 +28,7 @@ from pyspark.sql.window import Window
 from bronze.columns import (
     CELL_ERROR,
     CORRUPT,
+    MALFORMED_DETAIL,
     RAW_PREFIX,
     RAW_RECORD,
     RAW_RECORD_TIEBREAK,
@@ -161,7 +162,10 @@ def with_reject_reason(
         malformed = F.col(CORRUPT).isNotNull()
         code = F.when(malformed, F.lit(MALFORMED_RECORD)).otherwise(code)
         width = fields or len(schema.fields)
-        detail = F.when(malformed, malformed_detail(F.col(CORRUPT), width, sep)).otherwise(detail)
+        parser_detail = malformed_detail(F.col(CORRUPT), width, sep)
+        if MALFORMED_DETAIL in df.columns:
+            parser_detail = F.coalesce(F.col(MALFORMED_DETAIL), parser_detail)
+        detail = F.when(malformed, parser_detail).otherwise(detail)
         for path, (file_code, file_detail) in file_rejects.items():
             in_file = F.col(SRC) == F.lit(path)
             code = F.when(in_file, F.lit(file_code)).otherwise(code)

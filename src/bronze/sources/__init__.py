@@ -2,7 +2,7 @@
 
 :func:`source_for` is what the pipeline calls: files by format (:mod:`bronze.sources.files`), Delta change
 logs (:mod:`bronze.sources.delta_changes`), database tables (:mod:`bronze.sources.jdbc`) and API entities
-(:mod:`bronze.sources.http_api`); Kafka adds one module and one entry here.
+(:mod:`bronze.sources.http_api`) and Kafka topics (:mod:`bronze.sources.kafka`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bronze.sources.delta_changes import DeltaChangeSource
 from bronze.sources.files import FORMAT_READERS, FileSource, unread_checksum
 from bronze.sources.http_api import HttpSource
 from bronze.sources.jdbc import JdbcSource
+from bronze.sources.kafka import KafkaSource
 
 __all__ = ["RunInfo", "Source", "SourceFactory", "source_for", "unread_checksum"]
 
@@ -30,6 +31,8 @@ def source_for(table: TableConfig, run: RunInfo) -> Source | None:
         return JdbcSource(run)
     if table.format == "http":
         return HttpSource(run)
+    if table.format == "kafka":
+        return KafkaSource()
     if table.format in FORMAT_READERS:
         return FileSource()
     return None

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField
 
-from bronze.columns import CORRUPT, SRC
+from bronze.columns import CORRUPT, MALFORMED_DETAIL, SRC
 from bronze.config import TableConfig
 from bronze.drift import REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
@@ -25,6 +25,9 @@ from bronze.sources.base import RawPart, SourceFrame, string_schema, with_src_fi
 from bronze.sources.text import scan_text_units
 
 logger = logging.getLogger(__name__)
+
+RAW_LINE = "_line"
+ROW_NUMBER = "_row_number"  # where a source numbers its records (a Kafka offset): the rejects' src_row_number
 
 
 def keys_by_file(lines: DataFrame) -> dict[str, list[str]]:
@@ -68,6 +71,44 @@ def key_drift(table: TableConfig, keys: dict[str, list[str]], exact: bool) -> Ke
     return KeyDrift(observed, outcomes, file_rejects, list(taken.values()))
 
 
+def parse_json_values(table: TableConfig, lines: DataFrame) -> tuple[RawPart, KeyDrift]:
+    """JSON text in ``value`` (one record per row, its unit in ``_src_file``) parsed into the contract's columns
+    as strings, under the table's drift policy per unit. A row's raw record is its text, or ``_line`` where the
+    source keeps something else (bytes that are not text); a ``_malformed_detail`` marks a row malformed."""
+    policy = table.quality.on_drift
+    found = key_drift(table, keys_by_file(lines), exact=True)
+    evolved = found.extras if policy == EVOLVE else []
+    parse_schema = string_schema(table.schema, with_corrupt=False)
+    for k in [*evolved, CORRUPT]:
+        parse_schema = parse_schema.add(StructField(k, StringType()))
+    parsed = F.from_json(F.col("value"), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    drifted = [parsed.getField(k).alias(k) for k in evolved]
+    if found.extras and policy == RESCUE:
+        # The row's keys outside the contract, their values as JSON text.
+        contract = F.array(*[F.lit(c) for c in table.schema.names])
+        rest = F.map_filter(
+            F.from_json(F.col("value"), "map<string,string>"), lambda k, _: ~F.array_contains(contract, k)
+        )
+        drifted.append(F.when(F.size(rest) > 0, F.to_json(rest)).alias(RESCUED_DATA))
+    line = F.col(RAW_LINE) if RAW_LINE in lines.columns else F.col("value")
+    corrupt = F.when(~F.ltrim(F.col("value")).startswith("{"), F.col("value")).otherwise(parsed.getField(CORRUPT))
+    carried = []
+    if MALFORMED_DETAIL in lines.columns:
+        corrupt = F.when(F.col(MALFORMED_DETAIL).isNotNull(), line).otherwise(corrupt)
+        carried.append(F.col(MALFORMED_DETAIL))
+    df = lines.select(
+        *[parsed.getField(c).alias(c) for c in table.schema.names],
+        *drifted,
+        corrupt.alias(CORRUPT),
+        F.col(SRC),
+        line.alias(RAW_LINE),
+        *carried,
+        *[F.col(c) for c in lines.columns if c == ROW_NUMBER],
+    )
+    row_number = F.col(ROW_NUMBER) if ROW_NUMBER in lines.columns else None
+    return RawPart(df, F.col(RAW_LINE), row_number=row_number, extras=tuple(evolved)), found
+
+
 def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInfo]) -> SourceFrame:
     """All files of a JSON-lines table in one read; a line that is not a JSON object is a malformed record."""
     units = scan_text_units(spark, table, files)
@@ -78,28 +119,5 @@ def read_json_lines(spark: SparkSession, table: TableConfig, files: list[FileInf
         lines = spark.read.text(readable).transform(with_src_file)
     # Blank lines are not records (Spark's JSON reader skips them too).
     lines = lines.where(F.trim(F.col("value")) != "")
-    policy = table.quality.on_drift
-    observed, drift, file_rejects, extras = key_drift(table, keys_by_file(lines), exact=True)
-    evolved = extras if policy == EVOLVE else []
-    parse_schema = string_schema(table.schema, with_corrupt=False)
-    for k in [*evolved, CORRUPT]:
-        parse_schema = parse_schema.add(StructField(k, StringType()))
-    parsed = F.from_json(F.col("value"), parse_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-    drifted = [parsed.getField(k).alias(k) for k in evolved]
-    if extras and policy == RESCUE:
-        # The row's keys outside the contract, their values as JSON text.
-        contract = F.array(*[F.lit(c) for c in table.schema.names])
-        rest = F.map_filter(
-            F.from_json(F.col("value"), "map<string,string>"), lambda k, _: ~F.array_contains(contract, k)
-        )
-        drifted.append(F.when(F.size(rest) > 0, F.to_json(rest)).alias(RESCUED_DATA))
-    not_an_object = ~F.ltrim(F.col("value")).startswith("{")
-    df = lines.select(
-        *[parsed.getField(c).alias(c) for c in table.schema.names],
-        *drifted,
-        F.when(not_an_object, F.col("value")).otherwise(parsed.getField(CORRUPT)).alias(CORRUPT),
-        F.col(SRC),
-        F.col("value").alias("_line"),
-    )
-    part = RawPart(df, F.col("_line"), extras=tuple(evolved))
+    part, (observed, drift, file_rejects, _) = parse_json_values(table, lines)
     return SourceFrame((part,), file_rejects, units.failed, units.failed_raw, units.checksums, observed, drift)
