@@ -18,7 +18,8 @@ from pyspark.sql.types import (
 )
 
 from bronze.config import load_job_config, load_tables, parse_ddl
-from bronze.errors import ConfigError, SchemaError
+from bronze.errors import ConfigError, SchemaError, SourceError
+from bronze.jars import groups_for
 from bronze.source_config import parse_jdbc
 from bronze.sources.jdbc import redact, source_name, stride_predicates
 from schemas.schemas import SCHEMAS
@@ -43,7 +44,7 @@ def test_parse_ddl_rejects_unknown_type() -> None:
 
 def test_shipped_conf_covers_all_eight_tables(project_dir: Path) -> None:
     tables = {t.name: t for t in load_tables(project_dir / "conf" / "bronze.yaml")}
-    assert sorted(tables) == sorted(SCHEMAS)
+    assert sorted(tables) == sorted(set(SCHEMAS) - {"kafka_raw"})  # a source format's schema, not a table
     assert tables["orders"].partition_by == ("order_dt",)
     assert tables["orders"].not_null_columns == ("order_id", "order_ts", "order_dt", "customer_id")
     assert tables["sensors"].partition_by == ("store_id", "month")
@@ -69,6 +70,7 @@ def test_table_from_ddl_string(tmp_path: Path) -> None:
 
 JDBC = "tables:\n  t: {format: jdbc, schema: 'id BIGINT, ts TIMESTAMP', "
 HTTP = "tables:\n  t: {format: http, schema: 'id BIGINT, ts TIMESTAMP', "
+KAFKA = "tables:\n  t: {format: kafka, "
 
 
 @pytest.mark.parametrize(
@@ -103,6 +105,16 @@ HTTP = "tables:\n  t: {format: http, schema: 'id BIGINT, ts TIMESTAMP', "
         (HTTP + "url: 'http://h/x', cursor: {column: ts}, pagination: {type: cursor}}\n", "expected one of"),
         (HTTP + "url: 'http://h/x', cursor: {column: ts}, retries: {max: -1}}\n", "expected max >= 0"),
         (JDBC + "url: 'jdbc:oracle:thin:scott/tiger@//db:1521/ORCL', table: t}\n", "expected no credentials"),
+        (KAFKA + "topic: ev}\n", r"bootstrap_servers: expected host:port\[,host:port...\], found ''"),
+        (KAFKA + "bootstrap_servers: 'h:9092'}\n", "expected exactly one of 'topic' or 'topic_pattern', found \\[\\]"),
+        (KAFKA + "bootstrap_servers: 'h:9092', topic_pattern: '(['}\n", "topic_pattern: expected a regular expression"),
+        (KAFKA + "bootstrap_servers: 'h:9092', topic: ev, max_offsets_per_run: 0}\n", "expected a whole number >= 1"),
+        (KAFKA + "bootstrap_servers: 'h:9092', topic: ev, on_data_loss: ignore}\n", "on_data_loss: expected one of"),
+        (
+            KAFKA + "bootstrap_servers: 'h:9092', topic: ev, kafka_options: {sasl.jaas.config: 'x password=y'}}\n",
+            "expected secrets in kafka_options_env, found a value",
+        ),
+        (KAFKA + "bootstrap_servers: 'h:9092', topic: ev, kafka_options: {group.id: g}}\n", "expected no 'group.id'"),
     ],
 )
 def test_bad_config_says_expected_vs_found(tmp_path: Path, body: str, message: str) -> None:
@@ -139,3 +151,27 @@ def test_a_driver_echoing_the_password_is_redacted(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PG_PASSWORD", "hunter2-secret")
     cfg = parse_jdbc({"url": "jdbc:postgresql://h/db", "table": "t", "password_env": "PG_PASSWORD"}, "t", ["id"])
     assert redact("login failed with hunter2-secret for postgres", cfg) == "login failed with *** for postgres"
+
+
+def test_kafka_tables_parse_raw_or_with_a_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "t.yaml"
+    conf.write_text(
+        "tables:\n"
+        "  raw:\n    format: kafka\n    bootstrap_servers: 'b1:9092,b2:9092'\n    topic: events\n"
+        "  parsed:\n    format: kafka\n    bootstrap_servers: 'b1:9092'\n    topic_pattern: 'ev-.*'\n"
+        "    schema: 'id BIGINT NOT NULL'\n    on_data_loss: skip\n    max_offsets_per_run: 1000\n"
+        "    kafka_options: {security.protocol: SASL_SSL}\n    kafka_options_env: {sasl.jaas.config: KAFKA_JAAS}\n"
+    )
+    raw, parsed = load_tables(conf)
+    assert raw.schema == SCHEMAS["kafka_raw"] and raw.kafka is not None and raw.kafka.on_data_loss == "fail"
+    assert raw.schema.names == ["raw_data", "kafka_key", "topic", "partition", "offset", "kafka_timestamp"]
+    assert parsed.kafka is not None and parsed.kafka.subscription == "/ev-.*/"
+    with pytest.raises(SourceError, match="expected environment variable KAFKA_JAAS set, found it unset"):
+        parsed.kafka.client_options()
+    monkeypatch.setenv("KAFKA_JAAS", "secret")
+    assert parsed.kafka.client_options() == {
+        "bootstrap.servers": "b1:9092",
+        "security.protocol": "SASL_SSL",
+        "sasl.jaas.config": "secret",
+    }
+    assert groups_for(["--config", str(conf)]) == ["kafka"]

@@ -9,6 +9,7 @@ import base64
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 from kafka_broker import KafkaBroker
@@ -16,6 +17,7 @@ from pyspark.sql import SparkSession
 
 from bronze import pipeline
 from bronze.config import load_job_config
+from bronze.report import format_summary
 from bronze.writers import LakePaths
 
 EVENTS = "event_id STRING NOT NULL, qty INT, note STRING"
@@ -180,14 +182,15 @@ def test_retention_gap_fails_or_lands_what_exists_and_is_reported(
     assert landed(spark, tmp_path, "gap", "partition offset") == sorted(
         [(0, 0), (0, 1), (0, 5), (0, 6), *[(1, o) for o in range(7)]]
     )
+    assert "  gap: gap/0 offsets [2, 7), offsets [2, 5) LOST to retention, 2 rows" in format_summary(skipped)
     # The manifest says so too (the unit's cursor, from the ledger).
-    import duckdb
-
     with duckdb.connect(str(tmp_path / "m.duckdb"), read_only=True) as con:
         lost = con.execute(
-            "SELECT json_extract(cursor, '$.lost') FROM manifest_processed_files WHERE cursor LIKE '%lost%'"
+            "SELECT kafka_topic, kafka_partition, range_from, range_to, lost_offsets, rows FROM extracted_ranges "
+            "WHERE run_id = ? ORDER BY kafka_partition",
+            [skipped.run_id],
         ).fetchall()
-    assert lost == [("[2,5]",)]
+    assert lost == [("gap", 0, "2", "7", "[2,5]", 2), ("gap", 1, "2", "7", None, 5)]
 
 
 def test_a_recreated_topic_is_a_clear_error_and_max_offsets_caps_a_run(

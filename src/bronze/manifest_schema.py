@@ -125,6 +125,9 @@ SELECT run_id, table_name,
        json_extract_string(cursor, '$.column') AS column_name,
        json_extract_string(cursor, '$.from') AS range_from,
        json_extract_string(cursor, '$.to') AS range_to,
+       json_extract_string(cursor, '$.topic') AS kafka_topic,
+       CAST(json_extract(cursor, '$.partition') AS INTEGER) AS kafka_partition,
+       json_extract_string(cursor, '$.lost') AS lost_offsets,
        count(*) AS units, sum(row_count) AS rows, sum(valid_count) AS valid, sum(reject_count) AS rejected,
        max(processed_at) AS processed_at
 FROM manifest_processed_files

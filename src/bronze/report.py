@@ -76,6 +76,9 @@ def _drift_lines(result: RunResult) -> list[str]:
 
 
 def _range(r: dict) -> str:
+    if "partition" in r:  # a Kafka partition's offsets, end exclusive; any lost to retention said
+        lost = f", offsets [{r['lost'][0]}, {r['lost'][1]}) LOST to retention" if r.get("lost") else ""
+        return f"{r['topic']}/{r['partition']} offsets [{r['from']}, {r['to']}){lost}"
     if r["to"] is None:
         return "full snapshot"
     return f"{r['column']} ({r['from'] if r['from'] is not None else 'start'}, {r['to']}]"
@@ -131,7 +134,10 @@ def format_summary(result: RunResult) -> str:
     if ranges:
         out.append("")
         out.append("extracted ranges (from, to], rows; watermark now:")
-        out += [f"  {t.table}: {_range(r)}, {r['rows']} rows; now {t.watermark or '-'}" for t, r in ranges]
+        out += [
+            f"  {t.table}: {_range(r)}, {r['rows']} rows" + ("" if "partition" in r else f"; now {t.watermark or '-'}")
+            for t, r in ranges
+        ]
     expectations = _expectation_lines(result)
     if expectations:
         out.append("")

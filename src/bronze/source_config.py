@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from bronze.errors import ConfigError
+from bronze.errors import ConfigError, SourceError
 
 JDBC_KEYS = {"url", "table", "query", "load", "watermark", "lookback", "partition", "full_mode", "user_env"}
 JDBC_KEYS |= {"password_env", "fetch_size", "driver"}
@@ -146,7 +146,7 @@ class KafkaConfig:
         for key, env in self.kafka_options_env.items():
             value = os.environ.get(env)
             if value is None:
-                raise ConfigError(f"kafka_options_env.{key}: expected environment variable {env} set, found it unset")
+                raise SourceError(f"kafka_options_env.{key}: expected environment variable {env} set, found it unset")
             out[key] = value
         return out
 
