@@ -15,9 +15,12 @@ import yaml
 from kafka_broker import KafkaBroker
 from pyspark.sql import SparkSession
 
-from bronze import pipeline
-from bronze.config import load_job_config
+from bronze import pipeline, replay
+from bronze.config import load_job_config, load_tables
+from bronze.errors import ConfigError
+from bronze.kafka_offsets import OffsetRange
 from bronze.report import format_summary
+from bronze.sources.kafka import read_ranges
 from bronze.writers import LakePaths
 
 EVENTS = "event_id STRING NOT NULL, qty INT, note STRING"
@@ -88,6 +91,11 @@ def test_three_runs_of_a_three_partition_topic_land_every_record_once(
         f"kafka://{kafka.bootstrap}/raw3/0#raw3@0",
         f"kafka://{kafka.bootstrap}/raw3/0#raw3@10",
     ]
+    # One Spark read, a task per partition's range: the partitions are read in parallel.
+    cfg = load_tables(tmp_path / "bronze.yaml")[0].kafka
+    assert cfg is not None
+    ranges = [OffsetRange("raw3", p, 0, 0, 10) for p in range(3)]
+    assert read_ranges(spark, cfg, ranges).rdd.getNumPartitions() == 3
     assert [(r["partition"], r["from"], r["to"], r["rows"]) for r in third.tables[0].ranges] == [
         (0, 14, 16, 2),
         (1, 14, 16, 2),
@@ -113,10 +121,11 @@ def test_json_values_parse_into_the_contract_and_bad_ones_are_rejected_with_thei
             (None, b'{"event_id": "e7", "qty": null}', 0),
         ],
     )
-    tables = {"ev_json": kafka_table(kafka, topic="ev_json", schema=EVENTS)}
+    rule = {"name": "qty_small", "sql": "coalesce(qty, 0) < 3", "action": "reject"}
+    tables = {"ev_json": kafka_table(kafka, topic="ev_json", schema=EVENTS, expect=[rule])}
     first = run(spark, tmp_path, tables)
-    assert counts(first) == [("ev_json", 7, 2, 5)]
-    assert landed(spark, tmp_path, "ev_json", "event_id qty note") == [("e1", 3, "ok"), ("e7", None, None)]
+    assert counts(first) == [("ev_json", 7, 1, 6)]
+    assert landed(spark, tmp_path, "ev_json", "event_id qty note") == [("e7", None, None)]
     rejects = spark.read.parquet(LakePaths(str(tmp_path / "lake")).rejects("ev_json", "parquet"))
     got = sorted(
         tuple(r) for r in rejects.select("src_row_number", "reason_code", "reason_detail", "raw_record").collect()
@@ -129,10 +138,11 @@ def test_json_values_parse_into_the_contract_and_bad_ones_are_rejected_with_thei
         "value_base64": base64.b64encode(bad_bytes).decode(),
     }
     assert got == [
+        (0, "EXPECTATION_FAILED", "qty_small", '{"event_id": "e1", "qty": 3, "note": "ok"}'),
         (1, "TYPE_MISMATCH", "qty: cannot parse 'three' as int", '{"event_id": "e2", "qty": "three"}'),
         (2, "MALFORMED_RECORD", "record is not a valid JSON object", '{"event_id": "e3", broken'),
         (3, "NULL_NOT_ALLOWED", "event_id: NULL in a not-null column", '{"qty": 1}'),
-        (4, "MALFORMED_RECORD", "value is NULL (a tombstone), not a JSON object", got[3][3]),
+        (4, "MALFORMED_RECORD", "value is NULL (a tombstone), not a JSON object", got[4][3]),
         (
             5,
             "MALFORMED_RECORD",
@@ -140,8 +150,13 @@ def test_json_values_parse_into_the_contract_and_bad_ones_are_rejected_with_thei
             json.dumps(as_record, separators=(",", ":")),
         ),
     ]
-    assert json.loads(got[3][3])["value_base64"] is None
+    assert json.loads(got[4][3])["value_base64"] is None
     assert counts(run(spark, tmp_path, tables)) == [("ev_json", 0, 0, 0)]
+    # The rule dropped: `bronze replay` lands the row it rejected, parsed again from the value's kept text.
+    run(spark, tmp_path, {"ev_json": kafka_table(kafka, topic="ev_json", schema=EVENTS)})  # nothing new
+    job = load_job_config(*[str(tmp_path / p) for p in ("bronze.yaml", "raw", "lake", "m.duckdb")])
+    assert replay.replayed(replay.replay(spark, job, "ev_json", "EXPECTATION_FAILED")) == (1, 1, 0)
+    assert landed(spark, tmp_path, "ev_json", "event_id qty note") == [("e1", 3, "ok"), ("e7", None, None)]
 
 
 def test_raw_mode_keeps_bytes_that_are_not_text_as_a_reject(
@@ -152,6 +167,8 @@ def test_raw_mode_keeps_bytes_that_are_not_text_as_a_reject(
     result = run(spark, tmp_path, {"raw_bytes": kafka_table(kafka, topic="raw_bytes")})
     assert counts(result) == [("raw_bytes", 3, 2, 1)]
     assert landed(spark, tmp_path, "raw_bytes", "offset raw_data kafka_key") == [(0, "ok", "k"), (2, None, "k")]
+    with pytest.raises(ConfigError, match="found a raw-mode kafka table"):
+        replay.check_replayable(load_tables(tmp_path / "bronze.yaml")[0], None)
     rejects = spark.read.parquet(LakePaths(str(tmp_path / "lake")).rejects("raw_bytes", "parquet")).collect()
     assert [(r.reason_code, r.reason_detail, json.loads(r.raw_record)["key_base64"]) for r in rejects] == [
         ("MALFORMED_RECORD", "key is not valid UTF-8 text (its bytes are in raw_record, base64)", "/w==")
@@ -230,3 +247,23 @@ def test_a_topic_pattern_and_a_missing_topic(spark: SparkSession, kafka: KafkaBr
 @pytest.fixture(autouse=True)
 def _quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING")
+
+
+def test_starting_at_latest_lands_the_position_so_a_lost_manifest_skips_nothing(
+    spark: SparkSession, kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    kafka.create_topic("late", partitions=2)
+    kafka.produce("late", records("late", 0, 6, 2))
+    tables = {"late": kafka_table(kafka, topic="late", starting_offsets="latest")}
+    first = run(spark, tmp_path, tables)
+    assert counts(first) == [("late", 0, 0, 0)]
+    assert first.tables[0].files_new == 2  # an empty range per partition: the starting position, in the ledger
+    (tmp_path / "m.duckdb").unlink()
+    kafka.produce("late", records("late", 6, 4, 2))
+    assert counts(run(spark, tmp_path, tables)) == [("late", 4, 4, 0)]
+    assert landed(spark, tmp_path, "late", "partition offset raw_data") == [
+        (0, 3, "v6"),
+        (0, 4, "v8"),
+        (1, 3, "v7"),
+        (1, 4, "v9"),
+    ]

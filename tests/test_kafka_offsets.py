@@ -26,7 +26,7 @@ def test_first_run_reads_every_partition_from_its_earliest_and_stands_at_the_lat
     assert plan.after == {"ev": TopicPosition("id-1", {0: 5, 1: 2, 2: 7})}
     # starting_offsets: latest reads nothing of a new topic and stands at its end.
     latest = plan_offsets({}, {"ev": state((0, 5))}, starting="latest")
-    assert latest.ranges == ()
+    assert latest.ranges == (OffsetRange("ev", 0, 5, 5, 5),)  # empty: it lands the starting position
     assert latest.after == {"ev": TopicPosition("id-1", {0: 5})}
 
 

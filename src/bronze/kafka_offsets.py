@@ -11,7 +11,8 @@ says when the run starts (earliest and latest offset per partition, the topic's 
   deleted and created again: an error, never a silent skip;
 - a position before the earliest offset means records were deleted (retention) before they landed:
   ``on_data_loss: fail`` is an error, ``skip`` reads from the earliest and reports the lost range;
-- ``max_offsets_per_run`` caps the offsets read, shared among partitions by their backlog.
+- ``max_offsets_per_run`` caps the offsets read, shared among partitions by their backlog;
+- a topic first seen under ``starting_offsets: latest`` gets empty ranges: they land its starting position.
 """
 
 from __future__ import annotations
@@ -156,7 +157,9 @@ def plan_offsets(
                     f"earliest offset {earliest}: {earliest - start} records were deleted (retention) before they "
                     "landed; nothing read (on_data_loss: skip lands what exists and reports the gap)"
                 )
-            if latest > start:
+            if latest > start or (seen is None and starting == "latest"):
+                # A topic first seen under ``latest`` gets an empty range too: its starting position must land
+                # in the ledger, or a run after a lost manifest would start at a later ``latest`` and skip.
                 ranges.append(OffsetRange(topic, p, start, read_from, latest))
     if max_offsets is not None:
         ranges = _capped(ranges, max_offsets)
@@ -184,6 +187,6 @@ def _capped(ranges: list[OffsetRange], limit: int) -> list[OffsetRange]:
         shares[i] += 1
     out = []
     for r, share in zip(ranges, shares, strict=True):
-        if share > 0 or r.lost:
+        if share > 0 or r.lost or r.start == r.end:
             out.append(OffsetRange(r.topic, r.partition, r.start, r.read_from, r.read_from + share))
     return out

@@ -27,6 +27,7 @@ from bronze.results import RunResult
 from bronze.sources.base import RunInfo
 from bronze.sources.replay import ReplaySource
 from bronze.units import REPLAY_MARK
+from schemas.schemas import KAFKA_RAW
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ def check_replayable(table: TableConfig, reason: str | None) -> None:
         raise ConfigError(
             f"table {table.name!r}: expected a table that appends rows, found a change log MERGEd by keys "
             f"{list(table.keys)}: its rejects cannot be replayed out of their commit's order"
+        )
+    if table.kafka is not None and table.schema.names == KAFKA_RAW.names:
+        raise ConfigError(
+            f"table {table.name!r}: expected a table whose rejects keep text, found a raw-mode kafka table: its "
+            "rejects are records whose bytes are not UTF-8 (kept as base64 in raw_record), not replayable as rows"
         )
     if reason is not None and reason not in REASON_CODES:
         raise ConfigError(f"--reason: expected one of {list(REASON_CODES)}, found {reason!r}")

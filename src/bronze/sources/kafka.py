@@ -43,6 +43,7 @@ from bronze.source_config import KafkaConfig
 from bronze.sources.base import Candidate, Discovery, RawPart, SourceFrame, java_error
 from bronze.sources.json_lines import RAW_LINE, ROW_NUMBER, parse_json_values
 from bronze.units import KAFKA_RANGE, cursor_value
+from schemas.schemas import KAFKA_RAW
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ def location(cfg: KafkaConfig) -> str:
 
 
 def unit_path(cfg: KafkaConfig, table: str, r: OffsetRange) -> str:
-    """A partition's range, named by its topic, partition and start (and the table: two tables may read one topic)."""
-    return f"kafka://{cfg.bootstrap_servers.split(',')[0]}/{r.topic}/{r.partition}#{table}@{r.start}"
+    """A partition's range, named by its topic, partition and start (and the table: two tables may read one
+    topic); an empty range (a starting position) apart from the range that will start there."""
+    empty = ":empty" if r.end == r.start else ""
+    return f"kafka://{cfg.bootstrap_servers.split(',')[0]}/{r.topic}/{r.partition}#{table}@{r.start}{empty}"
 
 
 def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]:
@@ -275,7 +278,7 @@ class KafkaSource:
             df = read_ranges(spark, cfg, ranges).withColumn(SRC, with_unit_path(paths))
         except Exception as exc:  # py4j/JVM errors of many classes: the whole batch cannot be read
             raise SourceError(f"expected to read {location(cfg)}, found: {java_error(exc)}") from exc
-        if table.schema.names == ["raw_data", "kafka_key", "topic", "partition", "offset", "kafka_timestamp"]:
+        if table.schema.names == KAFKA_RAW.names:
             return SourceFrame((raw_part(df),))
         part, observed, drift, file_rejects = json_part(table, df)
         return SourceFrame((part,), file_rejects, observed=observed, drift=drift)

@@ -166,7 +166,7 @@ class ReplaySource:
             parts = csv_parts(table, rows, meta, layouts)
             drift: dict[str, tuple[str, str]] = {}
         else:
-            part, drift = json_part(table, rows, exact=table.format in ("json", "http"))
+            part, drift = json_part(table, rows, exact=table.format in ("json", "http", "kafka"))
             parts = (part,)
         return SourceFrame(parts, {**drift, **problems})
 
