@@ -114,7 +114,11 @@ KAFKA = "tables:\n  t: {format: kafka, "
             KAFKA + "bootstrap_servers: 'h:9092', topic: ev, kafka_options: {sasl.jaas.config: 'x password=y'}}\n",
             "expected secrets in kafka_options_env, found a value",
         ),
-        (KAFKA + "bootstrap_servers: 'h:9092', topic: ev, kafka_options: {group.id: g}}\n", "expected no 'group.id'"),
+        (
+            KAFKA + "bootstrap_servers: 'h:9092', topic: ev, kafka_options: {value.deserializer: x}}\n",
+            "expected no 'value.deserializer'",
+        ),
+        (KAFKA + "bootstrap_servers: 'h:9092', topic: ev, timeout_seconds: soon}\n", "expected a number > 0"),
     ],
 )
 def test_bad_config_says_expected_vs_found(tmp_path: Path, body: str, message: str) -> None:

@@ -267,3 +267,31 @@ def test_starting_at_latest_lands_the_position_so_a_lost_manifest_skips_nothing(
         (1, 3, "v7"),
         (1, 4, "v9"),
     ]
+
+
+def test_read_committed_lands_committed_transactions_only(
+    spark: SparkSession, kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    kafka.create_topic("tx", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka.bootstrap, "transactional.id": "bronze-test-tx"})
+    producer.init_transactions(30)
+    for batch, commit in ((("a1", "a2"), True), (("b1",), False), (("c1",), True)):
+        producer.begin_transaction()
+        for v in batch:
+            producer.produce("tx", value=v.encode(), partition=0)
+        producer.flush(30)
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.abort_transaction(30)
+    producer.begin_transaction()
+    producer.produce("tx", value=b"d1", partition=0)
+    producer.flush(30)  # open: not committed when the run starts
+    tables = {"tx": kafka_table(kafka, topic="tx", kafka_options={"isolation.level": "read_committed"})}
+    assert counts(run(spark, tmp_path, tables)) == [("tx", 3, 3, 0)]
+    assert landed(spark, tmp_path, "tx", "raw_data") == [("a1",), ("a2",), ("c1",)]
+    producer.commit_transaction(30)
+    assert counts(run(spark, tmp_path, tables)) == [("tx", 1, 1, 0)]
+    assert landed(spark, tmp_path, "tx", "raw_data") == [("a1",), ("a2",), ("c1",), ("d1",)]

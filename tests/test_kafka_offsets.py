@@ -10,10 +10,13 @@ from bronze.kafka_offsets import (
     OffsetsError,
     TopicPosition,
     TopicState,
+    merged_positions,
     plan_offsets,
     positions_from_json,
     positions_to_json,
+    range_cursor,
 )
+from bronze.units import cursor_value
 
 
 def state(*parts: tuple[int, int], topic_id: str = "id-1") -> TopicState:
@@ -76,3 +79,17 @@ def test_max_offsets_per_run_shares_the_cap_by_backlog() -> None:
     assert plan.after["ev"].offsets == {0: 10, 1: 1, 2: 0}
     nxt = plan_offsets(plan.after, {"ev": state((0, 90), (0, 10), (0, 0))}, max_offsets=1000)
     assert nxt.ranges == (OffsetRange("ev", 0, 10, 10, 90), OffsetRange("ev", 1, 1, 1, 10))
+
+
+def test_the_position_is_the_furthest_landed_offset_per_partition_in_any_order() -> None:
+    a = range_cursor(OffsetRange("ev", 0, 0, 0, 5), "id-1")
+    b = range_cursor(OffsetRange("ev", 1, 0, 0, 3), "id-1")
+    c = range_cursor(OffsetRange("ev", 0, 5, 5, 9), "id-1")
+    # A driver that landed only partition 1 of what it planned claims nothing of partition 0.
+    assert positions_from_json(cursor_value(merged_positions(None, [b]))) == {"ev": TopicPosition("id-1", {1: 3})}
+    want = {"ev": TopicPosition("id-1", {0: 9, 1: 3})}
+    for order in ([a, b, c], [c, b, a], [b, c, a]):
+        assert positions_from_json(cursor_value(merged_positions(None, order))) == want
+    # Merged onto the position so far (a later unit of a partition moves it, an older one does not).
+    so_far = merged_positions(None, [c])
+    assert positions_from_json(cursor_value(merged_positions(so_far, [a, b]))) == want

@@ -1,12 +1,13 @@
 """Kafka offsets: where a table stands in its topics, and the ranges a run reads from there (no I/O).
 
 A table's position is, per topic, the topic's id and the next offset to land per partition. It lands with the
-rows: each unit's cursor carries the batch's whole position after it (``value``), so the ledger (and the
-manifest rebuilt from it) knows where the next run starts. A run plans from that position and what the broker
-says when the run starts (earliest and latest offset per partition, the topic's id):
+rows: each unit's cursor carries its partition's position after it (``value``), and the manifest's position
+(rebuilt from the ledger if need be) is the furthest landed offset per partition, whatever order units landed
+in. A run plans from that position and what the broker says when the run starts (earliest and latest offset
+per partition, the topic's id):
 
-- a partition bronze has not seen starts at its earliest offset (a topic seen for the first time: at the
-  table's ``starting_offsets``);
+- a partition bronze has not seen starts at offset 0 (what retention deleted of it is a gap); a topic seen for
+  the first time at the table's ``starting_offsets``;
 - a position past the latest offset, a partition that is gone, or another topic id means the topic was
   deleted and created again: an error, never a silent skip;
 - a position before the earliest offset means records were deleted (retention) before they landed:
@@ -86,19 +87,38 @@ def positions_from_json(text: str | None) -> dict[str, TopicPosition]:
     return {t: TopicPosition(p.get("id"), {int(k): int(v) for k, v in p["offsets"].items()}) for t, p in raw.items()}
 
 
-def range_cursor(r: OffsetRange, after: Positions) -> str:
-    """A unit's cursor: its partition's range and, as ``value``, the table's position once the batch landed."""
+def range_cursor(r: OffsetRange, topic_id: str | None) -> str:
+    """A unit's cursor: its partition's range and, as ``value``, that partition's position once it landed (only
+    its own: a batch may land a part of what it planned, and another driver the rest)."""
     out: dict[str, object] = {
         "column": OFFSET_COLUMN,
         "topic": r.topic,
         "partition": r.partition,
         "from": r.start,
         "to": r.end,
-        "value": positions_to_json(after),
+        "value": positions_to_json({r.topic: TopicPosition(topic_id, {r.partition: r.end})}),
     }
     if r.lost:
         out["lost"] = list(r.lost)
     return json.dumps(out)
+
+
+def is_offsets_cursor(cursor: str | None) -> bool:
+    return bool(cursor) and json.loads(cursor or "{}").get("column") == OFFSET_COLUMN
+
+
+def merged_positions(current: str | None, cursors: list[str]) -> str:
+    """The table's position from its landed units' cursors (and the position so far): per partition the
+    furthest landed offset. Landed ranges never overlap, so the order they are seen in does not matter."""
+    out = positions_from_json(json.loads(current).get("value") if current else None)
+    for cursor in cursors:
+        for topic, pos in positions_from_json(json.loads(cursor).get("value")).items():
+            seen = out.get(topic)
+            offsets = dict(seen.offsets) if seen else {}
+            for p, offset in pos.offsets.items():
+                offsets[p] = max(offset, offsets.get(p, offset))
+            out[topic] = TopicPosition(pos.topic_id or (seen.topic_id if seen else None), offsets)
+    return batch_cursor(out)
 
 
 def batch_cursor(after: Positions) -> str:
@@ -129,7 +149,8 @@ def _check_same_topic(topic: str, landed: TopicPosition, state: TopicState, wher
 def _start(topic: str, p: int, landed: TopicPosition | None, earliest: int, latest: int, starting: str) -> int:
     if landed is None:  # a topic seen for the first time
         return latest if starting == "latest" else earliest
-    return landed.offsets.get(p, earliest)  # a new partition of a known topic: all of it
+    # A new partition of a known topic: all of it, from offset 0 (what retention took is a gap, said so).
+    return landed.offsets.get(p, 0)
 
 
 def plan_offsets(

@@ -25,6 +25,7 @@ import duckdb
 
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.fs import FileInfo
+from bronze.kafka_offsets import is_offsets_cursor, merged_positions
 from bronze.ledger import FAILED, INGESTED, REMOVED, LedgerEntry
 from bronze.manifest_quality import record_quality
 from bronze.manifest_schema import DDL, FILE_COLUMNS, INDEX_TABLES, VIEWS
@@ -243,10 +244,15 @@ class Manifest:
 
     def _move_range_cursors(self, entries: list[LedgerEntry]) -> None:
         """A range source (database watermark, API cursor) stands where its latest landed range ends: ranges
-        land in order (each starts where the last one ended), so the latest run's wins."""
+        land in order (each starts where the last one ended), so the latest run's wins. A Kafka table stands at
+        the furthest landed offset of each partition."""
         latest: dict[str, LedgerEntry] = {}
+        offsets: dict[str, list[LedgerEntry]] = {}
         for e in entries:
             if cursor_value(e.cursor) is None or e.status == FAILED:
+                continue
+            if is_offsets_cursor(e.cursor):  # Kafka: per partition, units of any run in any order
+                offsets.setdefault(e.table_name, []).append(e)
                 continue
             seen = latest.get(e.table_name)
             if seen is None or (e.run_id, e.bronze_version or -1) > (seen.run_id, seen.bronze_version or -1):
@@ -255,6 +261,9 @@ class Manifest:
             row = self.con.execute("SELECT run_id FROM watermarks WHERE table_name = ?", [table]).fetchone()
             if row is None or e.run_id >= row[0]:
                 self.set_cursor(table, e.cursor or "{}", e.run_id)
+        for table, landed in offsets.items():
+            merged = merged_positions(self.cursor(table), [e.cursor or "{}" for e in landed])
+            self.set_cursor(table, merged, max(e.run_id for e in landed))
 
     def _insert_files(self, rows: list[tuple]) -> None:
         # Multi-row statements: executemany costs milliseconds a row (a minute for 10,000 files).

@@ -205,7 +205,8 @@ def _plan_source(ctx: Run, table: TableConfig, result: TableResult, source: Sour
     out: list[FileResult] = []
     if source.ordered:
         candidates, generations = list(found.units), {c.info.path: 0 for c in found.units}
-        if not candidates and found.cursor != after and ctx.writing:
+        moved = cursor_value(found.cursor) != cursor_value(after) if cursor_value(after) else found.cursor != after
+        if not candidates and moved and ctx.writing:
             logger.info("%s: source moved to %s without new data files", table.name, found.cursor)
             manifest.set_cursor(table.name, found.cursor or "{}", ctx.result.run_id)
     else:

@@ -133,7 +133,7 @@ def format_summary(result: RunResult) -> str:
     ranges = [(t, r) for t in result.tables for r in t.ranges]
     if ranges:
         out.append("")
-        out.append("extracted ranges (from, to], rows; watermark now:")
+        out.append("extracted ranges (from, to], rows; watermark now (Kafka: offsets [from, to)):")
         out += [
             f"  {t.table}: {_range(r)}, {r['rows']} rows" + ("" if "partition" in r else f"; now {t.watermark or '-'}")
             for t, r in ranges

@@ -25,6 +25,9 @@ HTTP_KEYS |= {"auth"}
 KAFKA_KEYS = {"bootstrap_servers", "topic", "topic_pattern", "starting_offsets", "max_offsets_per_run"}
 KAFKA_KEYS |= {"on_data_loss", "kafka_options", "kafka_options_env", "timeout_seconds"}
 STARTING_OFFSETS = ("earliest", "latest")
+# Client settings Spark's Kafka source or bronze decide (Spark refuses most of them at read time).
+KAFKA_SET_BY_BRONZE = {"bootstrap.servers", "auto.offset.reset", "enable.auto.commit", "key.deserializer"}
+KAFKA_SET_BY_BRONZE |= {"value.deserializer", "interceptor.classes"}
 ON_DATA_LOSS = ("fail", "skip")
 LOADS = ("full", "incremental")
 FULL_MODES = ("snapshot_append", "overwrite")
@@ -301,12 +304,15 @@ def parse_kafka(raw: Mapping[str, Any], where: str) -> KafkaConfig:
     options = _mapping(raw.get("kafka_options") or {}, f"{where}.kafka_options")
     secrets = _mapping(raw.get("kafka_options_env") or {}, f"{where}.kafka_options_env")
     for key in (*options, *secrets):
-        if str(key) in ("bootstrap.servers", "group.id", "auto.offset.reset", "enable.auto.commit"):
-            raise ConfigError(f"{where}.kafka_options: expected no {key!r} (bronze sets it), found it")
+        if str(key) in KAFKA_SET_BY_BRONZE:
+            raise ConfigError(f"{where}.kafka_options: expected no {key!r} (bronze or Spark sets it), found it")
     for key in options:
         if re.search(r"(?i)password|jaas", str(key)):
             raise ConfigError(f"{where}.kafka_options.{key}: expected secrets in kafka_options_env, found a value")
-    timeout = float(raw.get("timeout_seconds", 60))
+    try:
+        timeout = float(raw.get("timeout_seconds", 60))
+    except (TypeError, ValueError):
+        timeout = -1.0
     if timeout <= 0:
         raise ConfigError(f"{where}.timeout_seconds: expected a number > 0, found {raw['timeout_seconds']!r}")
     return KafkaConfig(

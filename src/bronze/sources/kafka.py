@@ -60,6 +60,9 @@ KAFKA_READ_SCHEMA = StructType(
     ]
 )
 NOT_UTF8 = "{what} is not valid UTF-8 text (its bytes are in raw_record, base64)"
+TOMBSTONE = "value is NULL (a tombstone), not a JSON object"
+# The details of rejects whose raw_record is the record's bytes, not its text (never replayed as a row).
+KAFKA_BYTES_DETAILS = (NOT_UTF8.format(what="value"), NOT_UTF8.format(what="key"), TOMBSTONE)
 
 
 def location(cfg: KafkaConfig) -> str:
@@ -109,8 +112,14 @@ def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]
                 parts.append((name, info.partition()))
                 specs.put(tp, jvm.org.apache.kafka.clients.admin.OffsetSpec.earliest())
                 latest.put(tp, jvm.org.apache.kafka.clients.admin.OffsetSpec.latest())
-        first = admin.listOffsets(specs).all().get(wait, seconds)
-        last = admin.listOffsets(latest).all().get(wait, seconds)
+        # The end Spark's reader reaches: read_committed stops at the last stable offset (open transactions).
+        committed = cfg.client_options().get("isolation.level", "read_uncommitted") == "read_committed"
+        level = jvm.org.apache.kafka.common.IsolationLevel
+        options = jvm.org.apache.kafka.clients.admin.ListOffsetsOptions(
+            level.READ_COMMITTED if committed else level.READ_UNCOMMITTED
+        )
+        first = admin.listOffsets(specs, options).all().get(wait, seconds)
+        last = admin.listOffsets(latest, options).all().get(wait, seconds)
         offsets: dict[str, dict[int, tuple[int, int]]] = {n: {} for n in wanted}
         for name, p in parts:
             tp = jvm.org.apache.kafka.common.TopicPartition(name, p)
@@ -201,7 +210,7 @@ def raw_part(df: DataFrame) -> RawPart:
         F.when(detail.isNotNull(), F.lit("not text")).alias(CORRUPT),
         detail.alias(MALFORMED_DETAIL),
         F.col(SRC),
-        F.when(detail.isNotNull(), _as_record(df)).alias(RAW_LINE),
+        _as_record(df).alias(RAW_LINE),  # any reject (an expectation's too) keeps the record's exact bytes
         F.col("offset").alias(ROW_NUMBER),
     )
     return RawPart(out, F.col(RAW_LINE), row_number=F.col(ROW_NUMBER))
@@ -210,9 +219,7 @@ def raw_part(df: DataFrame) -> RawPart:
 def json_part(table: TableConfig, df: DataFrame) -> tuple[RawPart, dict, dict, dict]:
     """The value parsed as a JSON line; a tombstone or bytes that are not text are malformed."""
     text_ok = _is_text("value")
-    detail = F.when(F.col("value").isNull(), F.lit("value is NULL (a tombstone), not a JSON object")).when(
-        ~text_ok, F.lit(NOT_UTF8.format(what="value"))
-    )
+    detail = F.when(F.col("value").isNull(), F.lit(TOMBSTONE)).when(~text_ok, F.lit(NOT_UTF8.format(what="value")))
     lines = df.select(
         F.when(text_ok, _text("value")).alias("value"),
         F.col(SRC),
@@ -256,7 +263,10 @@ class KafkaSource:
                     *r.lost,
                 )
         units = tuple(
-            Candidate(FileInfo(unit_path(cfg, table.name, r), r.end - r.start, 0), range_cursor(r, plan.after))
+            Candidate(
+                FileInfo(unit_path(cfg, table.name, r), r.end - r.start, 0),
+                range_cursor(r, plan.after[r.topic].topic_id),
+            )
             for r in plan.ranges
         )
         offsets = sum(r.end - r.read_from for r in plan.ranges)

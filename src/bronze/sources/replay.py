@@ -39,6 +39,7 @@ from bronze.reasons import HEADER_MISMATCH, MALFORMED_RECORD, SCHEMA_MISMATCH, U
 from bronze.sources.base import Candidate, Discovery, RawPart, RunInfo, SourceFrame, java_error, string_schema
 from bronze.sources.csv_files import EMPTY_MARK, check_header, csv_part, header_columns
 from bronze.sources.json_lines import key_drift, keys_by_file
+from bronze.sources.kafka import KAFKA_BYTES_DETAILS
 from bronze.sources.parquet_files import parquet_footer_schema, schema_problems
 from bronze.sources.text import HEAD_BYTES
 from bronze.sources.xlsx_sheet import xlsx_layout
@@ -107,18 +108,23 @@ class ReplaySource:
     def location(self, table: TableConfig, raw: str) -> str:
         return self.run.rejects
 
-    def rejects(self, spark: SparkSession) -> DataFrame | None:
+    def rejects(self, spark: SparkSession, table: TableConfig) -> DataFrame | None:
+        """The table's rejects (of one run); a Kafka record kept as its bytes (a tombstone, a value that is not
+        text) is no row to validate again and is left out."""
         root = self.run.rejects
         folder = fs.join(root, f"run_id={self.run_id}") if self.run_id else root
         if not fs.exists(spark, folder):
             return None
         try:
-            return spark.read.schema(REJECT_SCHEMA).option("basePath", root).parquet(folder)
+            df = spark.read.schema(REJECT_SCHEMA).option("basePath", root).parquet(folder)
         except Exception as exc:  # a reader error of any JVM class: the table's rejects cannot be read
             raise SourceError(f"expected readable rejects at {folder}, found: {java_error(exc)}") from exc
+        if table.format == "kafka":
+            df = df.where(~F.coalesce(F.col("reason_detail").isin(*KAFKA_BYTES_DETAILS), F.lit(False)))
+        return df
 
     def discover(self, spark: SparkSession, table: TableConfig, raw: str, after: str | None) -> Discovery:
-        df = self.rejects(spark)
+        df = self.rejects(spark, table)
         if df is None:
             logger.warning("%s: no rejects at %s (run %s)", table.name, self.run.rejects, self.run_id or "any")
             return Discovery((), after)
@@ -155,7 +161,7 @@ class ReplaySource:
     ) -> SourceFrame:
         meta = {u.info.path: json.loads(u.cursor or "{}") for u in units}
         self.planned.update({u.info.path: u.info.size for u in units})
-        df = self.rejects(spark)
+        df = self.rejects(spark, table)
         if df is None:
             raise SourceError(f"expected the rejects at {self.run.rejects} that were found a moment ago, found none")
         key = F.concat(F.col("src_filename"), F.lit(REPLAY_MARK), F.col("run_id"), F.lit("/"), F.col("reason_code"))
