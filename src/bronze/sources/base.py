@@ -98,7 +98,7 @@ class RunInfo:
 
 
 class Source(Protocol):
-    """A source kind (files by format, a Delta change log, a database table, an API entity; later Kafka).
+    """A source kind (files by format, a Delta change log, a database table, an API entity, a Kafka topic).
 
     ``ordered`` sources hand out the units after a cursor (the manifest's, rebuilt from the ledger); the
     others list every unit they hold, which the pipeline triages by fingerprint against the index. Either way
