@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyspark
 from confluent_kafka import KafkaException
+from servers import stop
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # Kafka 4.x brokers run on Java 17 and speak to the 3.4 client of Spark 3.5's connector (KIP-896 keeps >= 2.1).
@@ -183,10 +184,6 @@ def kafka_broker() -> Iterator[KafkaBroker]:
                 time.sleep(0.5)
         yield broker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 30)
         log.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -27,6 +27,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen, seconds: float) -> None:
+    """SIGTERM (a clean shutdown), SIGKILL if it takes longer than ``seconds``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def wait_for_http(url: str, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -88,11 +97,7 @@ def s3_server() -> Iterator[S3Server]:
         wait_for_http(endpoint)
         yield S3Server(endpoint)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 10)
 
 
 @dataclass(frozen=True)
@@ -168,9 +173,5 @@ def postgres_server(password: str = "bronze-test-pg-secret") -> Iterator[Postgre
                 time.sleep(0.2)
         yield server
     finally:
-        proc.terminate()  # SIGTERM: PostgreSQL's smart shutdown
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, 30)  # SIGTERM: PostgreSQL's smart shutdown
         shutil.rmtree(root, ignore_errors=True)

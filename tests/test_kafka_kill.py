@@ -5,7 +5,6 @@ partitions exactly once in both outputs, with the manifest file lost too, and th
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,12 @@ import yaml
 from kafka_broker import KafkaBroker
 from pyspark.sql import SparkSession
 from test_kafka import kafka_table, landed, records, run
+from test_sources_e2e import _submit
 
 from bronze.crashpoints import CRASH_ENV
 from bronze.writers import LakePaths
 
 pytestmark = pytest.mark.slow
-
-
-def _submit(project_dir: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(project_dir / "spark-submit.sh"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        start_new_session=True,  # its own process group: a crash point kills the JVM and the driver, not pytest
-    )
 
 
 def test_kill_after_the_read_before_the_commit_then_rerun_lands_every_record_once(
