@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from bronze import pipeline
 from bronze.config import load_job_config
-from bronze.crashpoints import PAUSE_ENV
+from bronze.crashpoints import PAUSE_ENV, PAUSE_UNTIL_ENV
 from bronze.ledger import ledger_path
 from bronze.sample_data import generate
 
@@ -26,10 +26,20 @@ TABLES = ["orders"]
 class Driver:
     """A spark-submit process whose output is read as it comes."""
 
-    def __init__(self, project_dir: Path, raw: Path, lake: Path, manifest: Path, pause: str | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        raw: Path,
+        lake: Path,
+        manifest: Path,
+        pause: str | None = None,
+        until: Path | None = None,
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK")}
         if pause:
             env[PAUSE_ENV] = pause
+        if until:
+            env[PAUSE_UNTIL_ENV] = str(until)
         args = ["--raw", str(raw), "--lake", str(lake), "--manifest", str(manifest), "--no-lock"]
         self.proc = subprocess.Popen(
             [str(project_dir / "spark-submit.sh"), *args, "--tables", ",".join(TABLES)],
@@ -62,11 +72,14 @@ def test_the_driver_that_loses_the_conflict_check_lands_nothing_twice(
     raw = tmp_path / "raw"
     generate(raw, seed=23, tables=TABLES)
     lake = tmp_path / "lake"
-    # A reads its units' transaction ids, then waits before committing; B lands the same units meanwhile.
-    a = Driver(project_dir, raw, lake, tmp_path / "a.duckdb", pause="before_commit:45")
+    # A reads its units' transaction ids, then waits before committing until B has landed the same units (or
+    # 10 minutes: on a slow machine a fixed wait let A commit first, and B lose instead).
+    b_done = tmp_path / "b.done"
+    a = Driver(project_dir, raw, lake, tmp_path / "a.duckdb", pause="before_commit:600", until=b_done)
     a.wait_for("pause point before_commit")
     b = Driver(project_dir, raw, lake, tmp_path / "b.duckdb")
     b_code, b_out = b.finish()
+    b_done.touch()
     a_code, a_out = a.finish()
     assert (a_code, b_code) == (0, 0), (a_out[-3000:], b_out[-3000:])
     assert "lost Delta's conflict check" in a_out

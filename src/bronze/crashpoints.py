@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 
 CRASH_ENV = "BRONZE_CRASH_AT"
 PAUSE_ENV = "BRONZE_PAUSE_AT"
+PAUSE_UNTIL_ENV = "BRONZE_PAUSE_UNTIL"
 CRASH_POINTS = (
     "after_pending",  # the batch's units written ahead in its staging folder
     "after_staging",
@@ -41,11 +42,15 @@ def crash_point(name: str) -> None:
 
 
 def pause_point(name: str) -> None:
-    """Sleep at a named point (``BRONZE_PAUSE_AT=name:seconds``), once per process."""
+    """Wait at a named point (``BRONZE_PAUSE_AT=name:seconds``), once per process: ``seconds`` at most, less
+    where ``BRONZE_PAUSE_UNTIL`` names a file that appears meanwhile (the other run is done: no race on timing)."""
     wanted, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
     if wanted != name or _hits[f"pause:{name}"]:
         return
     _hits[f"pause:{name}"] += 1
-    logger.warning("pause point %s: waiting %s s", name, seconds)
+    until = os.environ.get(PAUSE_UNTIL_ENV)
+    logger.warning("pause point %s: waiting %s s%s", name, seconds, f" or until {until} exists" if until else "")
     sys.stderr.flush()
-    time.sleep(float(seconds or 0))
+    deadline = time.monotonic() + float(seconds or 0)
+    while time.monotonic() < deadline and not (until and os.path.exists(until)):
+        time.sleep(0.2)
