@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bronze.errors import SourceError
+from bronze.units import cursor_value
 
 OFFSET_COLUMN = "offset"
 
@@ -110,9 +111,9 @@ def is_offsets_cursor(cursor: str | None) -> bool:
 def merged_positions(current: str | None, cursors: list[str]) -> str:
     """The table's position from its landed units' cursors (and the position so far): per partition the
     furthest landed offset. Landed ranges never overlap, so the order they are seen in does not matter."""
-    out = positions_from_json(json.loads(current).get("value") if current else None)
+    out = positions_from_json(cursor_value(current))
     for cursor in cursors:
-        for topic, pos in positions_from_json(json.loads(cursor).get("value")).items():
+        for topic, pos in positions_from_json(cursor_value(cursor)).items():
             seen = out.get(topic)
             offsets = dict(seen.offsets) if seen else {}
             for p, offset in pos.offsets.items():
@@ -146,7 +147,7 @@ def _check_same_topic(topic: str, landed: TopicPosition, state: TopicState, wher
             )
 
 
-def _start(topic: str, p: int, landed: TopicPosition | None, earliest: int, latest: int, starting: str) -> int:
+def _start(p: int, landed: TopicPosition | None, earliest: int, latest: int, starting: str) -> int:
     if landed is None:  # a topic seen for the first time
         return latest if starting == "latest" else earliest
     # A new partition of a known topic: all of it, from offset 0 (what retention took is a gap, said so).
@@ -165,12 +166,14 @@ def plan_offsets(
     """The ranges to land after ``landed``, given the broker's state at the run's start, and the position
     after them. Topics bronze landed that the broker no longer lists keep their position."""
     ranges: list[OffsetRange] = []
+    after = {t: TopicPosition(p.topic_id, dict(p.offsets)) for t, p in landed.items()}
     for topic, state in sorted(broker.items()):
         seen = landed.get(topic)
         if seen is not None:
             _check_same_topic(topic, seen, state, where)
+        starts: dict[int, int] = {}
         for p, (earliest, latest) in sorted(state.partitions.items()):
-            start = _start(topic, p, seen, earliest, latest, starting)
+            start = starts[p] = _start(p, seen, earliest, latest, starting)
             read_from = max(start, earliest)
             if read_from > start and on_data_loss == "fail":
                 raise OffsetsError(
@@ -182,15 +185,10 @@ def plan_offsets(
                 # A topic first seen under ``latest`` gets an empty range too: its starting position must land
                 # in the ledger, or a run after a lost manifest would start at a later ``latest`` and skip.
                 ranges.append(OffsetRange(topic, p, start, read_from, latest))
+        known = seen.offsets if seen else {}
+        after[topic] = TopicPosition(state.topic_id or (seen.topic_id if seen else None), {**known, **starts})
     if max_offsets is not None:
         ranges = _capped(ranges, max_offsets)
-    after = {t: TopicPosition(p.topic_id, dict(p.offsets)) for t, p in landed.items()}
-    for topic, state in broker.items():
-        pos = after.setdefault(topic, TopicPosition(state.topic_id, {}))
-        offsets = dict(pos.offsets)
-        for p, (earliest, latest) in state.partitions.items():
-            offsets.setdefault(p, _start(topic, p, landed.get(topic), earliest, latest, starting))
-        after[topic] = TopicPosition(state.topic_id or pos.topic_id, offsets)
     for r in ranges:
         after[r.topic].offsets[r.partition] = r.end  # type: ignore[index]
     return OffsetPlan(tuple(ranges), after)
