@@ -105,6 +105,11 @@ class TableConfig:
     quality: Quality = field(default_factory=Quality)
 
     @property
+    def kafka_raw(self) -> bool:
+        """A kafka table without a schema: each record lands as it arrived (seed 003's columns)."""
+        return self.kafka is not None and self.schema.names == SCHEMAS[KAFKA_RAW_SCHEMA].names
+
+    @property
     def not_null_columns(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.schema.fields if not f.nullable)
 

@@ -104,6 +104,14 @@ def range_cursor(r: OffsetRange, topic_id: str | None) -> str:
     return json.dumps(out)
 
 
+def range_from_cursor(cursor: str) -> OffsetRange:
+    """The range a unit's cursor (:func:`range_cursor`) names."""
+    c = json.loads(cursor)
+    start = int(c["from"])
+    read_from = int(c["lost"][1]) if c.get("lost") else start
+    return OffsetRange(c["topic"], int(c["partition"]), start, read_from, int(c["to"]))
+
+
 def is_offsets_cursor(cursor: str | None) -> bool:
     return bool(cursor) and json.loads(cursor or "{}").get("column") == OFFSET_COLUMN
 

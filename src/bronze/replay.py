@@ -27,7 +27,6 @@ from bronze.results import RunResult
 from bronze.sources.base import RunInfo
 from bronze.sources.replay import ReplaySource
 from bronze.units import REPLAY_MARK
-from schemas.schemas import KAFKA_RAW
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def check_replayable(table: TableConfig, reason: str | None) -> None:
             f"table {table.name!r}: expected a table that appends rows, found a change log MERGEd by keys "
             f"{list(table.keys)}: its rejects cannot be replayed out of their commit's order"
         )
-    if table.kafka is not None and table.schema.names == KAFKA_RAW.names:
+    if table.kafka_raw:
         raise ConfigError(
             f"table {table.name!r}: expected a table whose rejects keep text, found a raw-mode kafka table: its "
             "rejects are records whose bytes are not UTF-8 (kept as base64 in raw_record), not replayable as rows"

@@ -38,12 +38,12 @@ from bronze.kafka_offsets import (
     plan_offsets,
     positions_from_json,
     range_cursor,
+    range_from_cursor,
 )
 from bronze.source_config import KafkaConfig
 from bronze.sources.base import Candidate, Discovery, RawPart, SourceFrame, java_error
 from bronze.sources.json_lines import RAW_LINE, ROW_NUMBER, parse_json_values
 from bronze.units import KAFKA_RANGE, cursor_value
-from schemas.schemas import KAFKA_RAW
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]
     """Each subscribed topic's id and (earliest, latest) offset per partition, from Kafka's AdminClient."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
+    options = cfg.client_options()
     props = jvm.java.util.Properties()
-    for key, value in cfg.client_options().items():
+    for key, value in options.items():
         props.put(key, value)
     timeout_ms = str(int(cfg.timeout_seconds * 1000))
     props.put("request.timeout.ms", timeout_ms)
@@ -113,13 +114,13 @@ def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]
                 specs.put(tp, jvm.org.apache.kafka.clients.admin.OffsetSpec.earliest())
                 latest.put(tp, jvm.org.apache.kafka.clients.admin.OffsetSpec.latest())
         # The end Spark's reader reaches: read_committed stops at the last stable offset (open transactions).
-        committed = cfg.client_options().get("isolation.level", "read_uncommitted") == "read_committed"
+        committed = options.get("isolation.level", "read_uncommitted") == "read_committed"
         level = jvm.org.apache.kafka.common.IsolationLevel
-        options = jvm.org.apache.kafka.clients.admin.ListOffsetsOptions(
+        isolation = jvm.org.apache.kafka.clients.admin.ListOffsetsOptions(
             level.READ_COMMITTED if committed else level.READ_UNCOMMITTED
         )
-        first = admin.listOffsets(specs, options).all().get(wait, seconds)
-        last = admin.listOffsets(latest, options).all().get(wait, seconds)
+        first = admin.listOffsets(specs, isolation).all().get(wait, seconds)
+        last = admin.listOffsets(latest, isolation).all().get(wait, seconds)
         offsets: dict[str, dict[int, tuple[int, int]]] = {n: {} for n in wanted}
         for name, p in parts:
             tp = jvm.org.apache.kafka.common.TopicPartition(name, p)
@@ -278,17 +279,13 @@ class KafkaSource:
     ) -> SourceFrame:
         cfg = table.kafka
         assert cfg is not None
-        ranges, paths = [], {}
-        for u in units:
-            c = json.loads(u.cursor or "{}")
-            lost = c.get("lost") or [c["from"], c["from"]]
-            ranges.append(OffsetRange(c["topic"], int(c["partition"]), int(c["from"]), int(lost[1]), int(c["to"])))
-            paths[(c["topic"], int(c["partition"]))] = u.info.path
+        ranges = [range_from_cursor(u.cursor or "{}") for u in units]
+        paths = {(r.topic, r.partition): u.info.path for r, u in zip(ranges, units, strict=True)}
         try:
             df = read_ranges(spark, cfg, ranges).withColumn(SRC, with_unit_path(paths))
         except Exception as exc:  # py4j/JVM errors of many classes: the whole batch cannot be read
             raise SourceError(f"expected to read {location(cfg)}, found: {java_error(exc)}") from exc
-        if table.schema.names == KAFKA_RAW.names:
+        if table.kafka_raw:
             return SourceFrame((raw_part(df),))
         part, observed, drift, file_rejects = json_part(table, df)
         return SourceFrame((part,), file_rejects, observed=observed, drift=drift)
