@@ -6,7 +6,8 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 "$HERE/scripts/setup.sh"
-PY="$HERE/.venv/bin/python"
+. "$HERE/scripts/line.sh"
+PY="$HERE/$VENV/bin/python"
 JARS=$("$PY" -m bronze.jars --ensure --for-args "$@")
 # The package for executors (--py-files): bronze and schemas, named by content (safe for concurrent starts).
 ZIP=$("$PY" "$HERE/scripts/package_zip.py" "$HERE")
@@ -17,7 +18,7 @@ PROGRESS=false
 [ -t 2 ] && PROGRESS=true
 MASTER=()
 [[ " ${EXTRA[*]:-} " == *" --master "* ]] || MASTER=(--master "local[*]")
-exec "$HERE/.venv/bin/spark-submit" \
+exec "$HERE/$VENV/bin/spark-submit" \
   "${MASTER[@]}" \
   --jars "$JARS" \
   --py-files "$ZIP" \

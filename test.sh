@@ -3,9 +3,10 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh || exit 1
-.venv/bin/ruff check . || exit 1
-.venv/bin/ruff format --check . || exit 1
-.venv/bin/python -m pytest "$@"
+. scripts/line.sh
+"$VENV/bin/ruff" check . || exit 1
+"$VENV/bin/ruff" format --check . || exit 1
+"$VENV/bin/python" -m pytest "$@"
 rc=$?
 # pytest exit 5 = no tests collected: that is a failure here, never a silent pass.
 if [ "$rc" -eq 5 ]; then echo "test.sh: pytest collected no tests" >&2; exit 1; fi

@@ -260,15 +260,29 @@ def commit_files(
     return int(txn.commit(jvm.org.apache.spark.api.python.PythonUtils.toSeq(actions), operation))
 
 
+# Parameters of Delta's ``DeltaOperations.Write``: 4 in Delta 3.3/4.0, 7 in 4.1/4.2, 9 in 4.3/4.4.
+WRITE_ARITIES = (4, 7, 9)
+
+
 def write_operation(jvm, partition_by: tuple[str, ...], user_metadata: str | None):
-    """Delta's internal ``DeltaOperations.Write`` (Append): its constructor matches Delta 3.3.x and 4.0.x only,
-    which is why :func:`probe_direct_commit` builds one before any file moves."""
-    return jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
+    """Delta's internal ``DeltaOperations.Write`` (Append). Its constructor grows with Delta, the added
+    parameters all ``Option`` defaulting to None, which py4j cannot fill in: each known arity is tried with
+    None there. :func:`probe_direct_commit` builds one before any file moves."""
+    none = jvm.scala.Option.apply(None)
+    head = [
         jvm.org.apache.spark.sql.SaveMode.Append,
         jvm.scala.Option.apply(jvm.org.apache.spark.api.python.PythonUtils.toSeq(list(partition_by))),
-        jvm.scala.Option.apply(None),
+        none,
         jvm.scala.Option.apply(user_metadata),
-    )
+    ]
+    error: Exception | None = None
+    for arity in WRITE_ARITIES:
+        try:
+            return jvm.org.apache.spark.sql.delta.DeltaOperations.Write(*head, *[none] * (arity - len(head)))
+        except Py4JError as exc:  # "Constructor ... does not exist": another Delta's arity
+            error = exc
+    assert error is not None
+    raise error
 
 
 _PROBED: dict[tuple[str, tuple[str, ...]], str | None] = {}
@@ -295,5 +309,5 @@ def probe_direct_commit(spark: SparkSession, partition_by: tuple[str, ...]) -> s
         jvm.org.apache.spark.sql.delta.actions.Action.fromJson(json.dumps(action))
         jvm.org.apache.spark.api.python.PythonUtils.toSeq([])
     except (DirectCommitError, Py4JError) as exc:
-        return f"expected Delta's internal commit API as in Delta 3.3/4.0, found it refused: {str(exc)[:300]}"
+        return f"expected Delta's internal commit API as in Delta 3.3-4.4, found it refused: {str(exc)[:300]}"
     return None

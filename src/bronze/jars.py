@@ -40,6 +40,27 @@ GROUPS: dict[str, tuple[str, ...]] = {
     # 3.5.6); its classes are the same as 3.5.6's and run on the pinned pyspark (tests/test_kafka.py).
     "kafka": ("org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.1",),
 }
+# The Spark 4 line (BRONZE_SPARK=4: pyspark 4.2.0 + delta-spark 4.4.0, Scala 2.13). From Delta 4.1 the artifact
+# names the Spark line; 4.4.1's jar is not served. spark-excel: the only Scala 2.13 build served here is
+# com.crealytics 3.5.0_0.20.3 (built for Spark 3.5; its V1 reader runs on Spark 4.2, tests/test_xlsx_cells.py).
+SPARK4_PACKAGES = (
+    "io.delta:delta-spark_4.2_2.13:4.4.0",
+    "com.crealytics:spark-excel_2.13:3.5.0_0.20.3",
+)
+SPARK4_GROUPS: dict[str, tuple[str, ...]] = {
+    "s3": ("org.apache.hadoop:hadoop-aws:3.5.0",),  # pyspark 4.2 ships the Hadoop 3.5.0 client
+    "jdbc": ("org.postgresql:postgresql:42.7.14",),
+    "kafka": ("org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0",),
+}
+
+
+def spark_line() -> str:
+    """The Spark line of the installed pyspark: "3.5" or "4" (each has its own jars and jar cache)."""
+    import pyspark
+
+    return "4" if pyspark.__version__.startswith("4.") else "3.5"
+
+
 # The jar group a table's format needs.
 FORMAT_GROUPS = {"jdbc": "jdbc", "kafka": "kafka"}
 GROUPS_ENV = "BRONZE_JAR_GROUPS"  # e.g. "s3": groups added to every run of spark-submit.sh
@@ -50,14 +71,18 @@ class JarResolutionError(RuntimeError):
 
 
 def packages(group: str = "core") -> tuple[str, ...]:
+    four = spark_line() == "4"
     if group != "core":
-        return GROUPS[group]
+        return (SPARK4_GROUPS if four else GROUPS)[group]
     override = os.environ.get("BRONZE_MAVEN_PACKAGES")
-    return tuple(p.strip() for p in override.split(",") if p.strip()) if override else DEFAULT_PACKAGES
+    if override:
+        return tuple(p.strip() for p in override.split(",") if p.strip())
+    return SPARK4_PACKAGES if four else DEFAULT_PACKAGES
 
 
 def ivy_dir(project_dir: Path = PROJECT_DIR, group: str = "core") -> Path:
-    return project_dir / ".ivy2" if group == "core" else project_dir / ".ivy2" / "groups" / group
+    root = project_dir / (".ivy2" if spark_line() == "3.5" else ".ivy2-spark4")
+    return root if group == "core" else root / "groups" / group
 
 
 def groups_for(args: list[str]) -> list[str]:
