@@ -66,6 +66,8 @@ class S3Server:
             "fs.s3a.secret.key": S3_SECRET,
             "fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
             "fs.s3a.endpoint.region": "us-east-1",
+            # Hadoop 3.4+ (Spark 4) sends "Expect: 100-continue", which moto's server answers with a bare 100.
+            "fs.s3a.connection.expect.continue": "false",
         }
 
     def spark_args(self) -> str:
