@@ -68,6 +68,8 @@ class S3Server:
             "fs.s3a.endpoint.region": "us-east-1",
             # Hadoop 3.4+ (Spark 4) sends "Expect: 100-continue", which moto's server answers with a bare 100.
             "fs.s3a.connection.expect.continue": "false",
+            # ... and its async upload of copyFromLocalFile reads that 100 as the answer: copy through a stream.
+            "fs.s3a.optimized.copy.from.local.enabled": "false",
         }
 
     def spark_args(self) -> str:
