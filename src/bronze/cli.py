@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from bronze import fs, pipeline
+from bronze import fs, jvm, pipeline
 from bronze.config import JobConfig, load_job_config
 from bronze.errors import ConfigError, LockTimeoutError
 from bronze.preflight import check_manifest, check_paths, writable_folder
@@ -102,7 +102,7 @@ def manifest_command(argv: list[str]) -> int:
     except SystemExit as exc:
         return 2 if exc.code else 0
     spark = build_session("bronze-manifest", master=args.master)
-    spark.sparkContext.setLogLevel("WARN")
+    jvm.set_log_level(spark, "WARN")
     mfile = index.ManifestFile(spark, args.manifest)
     manifest = Manifest(mfile.local)
     try:
@@ -200,7 +200,7 @@ def maintain_command(argv: list[str]) -> int:
         return loaded
     args, job = loaded
     spark = build_session("bronze-maintain", master=args.master)
-    spark.sparkContext.setLogLevel("WARN")
+    jvm.set_log_level(spark, "WARN")
     try:
         result = maintain(spark, job, None, args.vacuum_hours, args.rejects_days, args.landing_days, args.lock_wait)
     except ConfigError as exc:
@@ -288,7 +288,7 @@ def run_command(
         return loaded
     args, job = loaded
     spark = build_session(name, master=args.master)
-    spark.sparkContext.setLogLevel("WARN")
+    jvm.set_log_level(spark, "WARN")
     result = reported(lambda: run(spark, args, job))
     if result is None:
         return 2

@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from bronze import fs
 from bronze.crashpoints import pause_point
 from bronze.errors import DirectCommitError, UnitConflictError
+from bronze.jvm import application_id, gateway, java_session
 
 COMMIT_FILE = re.compile(r"\d{20}\.json")
 # "writer": append through Delta's DataFrame writer (for a batch: a second pass over the staged rows) instead of
@@ -133,10 +134,15 @@ def nullable_schema_json(schema_json: str) -> str:
     return json.dumps(_nullable(json.loads(schema_json)), separators=(",", ":"))
 
 
+NO_JVM = "expected a driver JVM for Delta's commit API, found none (Spark Connect, or BRONZE_JVM=off)"
+
+
 def _delta_jvm(spark: SparkSession):
     from py4j.java_gateway import JavaClass
 
-    jvm = spark.sparkContext._jvm
+    jvm = gateway(spark)
+    if jvm is None:
+        raise DirectCommitError(NO_JVM)
     if not isinstance(jvm.org.apache.spark.sql.delta.DeltaLog, JavaClass):
         raise DirectCommitError("expected org.apache.spark.sql.delta.DeltaLog on the driver, found none")
     return jvm
@@ -162,7 +168,7 @@ def why_not_committable(spark: SparkSession, path: str, schema_json: str, partit
         jvm = _delta_jvm(spark)
     except DirectCommitError as exc:
         return str(exc)
-    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(java_session(spark), path).startTransaction()
     return _schema_difference(txn, jvm, schema_json, partition_by)
 
 
@@ -185,9 +191,51 @@ def txn_versions(spark: SparkSession, path: str, app_ids: Sequence[str]) -> dict
     try:
         jvm = _delta_jvm(spark)
     except DirectCommitError:
-        return {}
-    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+        return txn_versions_from_log(spark, path, app_ids)
+    txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(java_session(spark), path).startTransaction()
     return {a: int(txn.txnVersion(a)) for a in app_ids}
+
+
+# A classic (single or multi-part) or V2 checkpoint file: V2 ones keep txn actions in the top-level file.
+CHECKPOINT_FILE = re.compile(r"(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10})|\.[0-9a-f-]{36})?\.(parquet|json)")
+TXN_SCHEMA = "txn struct<appId: string, version: bigint>"
+
+
+def _newest_checkpoint(names: Sequence[str]) -> tuple[int, list[str]]:
+    """The newest complete checkpoint's version and file names ((-1, []): none)."""
+    found: dict[tuple[int, str], list[str]] = {}
+    parts: dict[tuple[int, str], int] = {}
+    for n in names:
+        if m := CHECKPOINT_FILE.fullmatch(n):
+            kind = "multi" if m.group(3) else n  # each single or V2 file stands alone; parts group by version
+            found.setdefault((int(m.group(1)), kind), []).append(n)
+            parts[(int(m.group(1)), kind)] = int(m.group(3) or 1)
+    complete = [key for key, files in found.items() if len(files) == parts[key]]
+    if not complete:
+        return -1, []
+    best = max(complete, key=lambda k: k[0])
+    return best[0], sorted(found[best])
+
+
+def txn_versions_from_log(spark: SparkSession, path: str, app_ids: Sequence[str]) -> dict[str, int]:
+    """:func:`txn_versions` through the public log format instead of Delta's Scala API (no driver JVM): the
+    txn actions of the newest checkpoint and of every commit after it, read in one Spark job."""
+    log = fs.join(path, "_delta_log")
+    names = fs.list_file_names(spark, log)
+    since, checkpoint = _newest_checkpoint(names)
+    commits = [fs.join(log, n) for n in names if COMMIT_FILE.fullmatch(n) and int(n[:20]) > since]
+    reads = [spark.read.schema(TXN_SCHEMA).json(commits)] if commits else []
+    if checkpoint:
+        files = [fs.join(log, n) for n in checkpoint]
+        parquet = checkpoint[0].endswith(".parquet")
+        reads.append(spark.read.parquet(*files) if parquet else spark.read.schema(TXN_SCHEMA).json(files))
+    if not reads:
+        return dict.fromkeys(app_ids, -1)
+    pairs = [r.select(r.txn.appId.alias("app"), r.txn.version.alias("version")) for r in reads]
+    union = pairs[0] if len(pairs) == 1 else pairs[0].unionByName(pairs[1])
+    rows = union.where(union.app.isin(list(app_ids))).groupBy("app").max("version").collect()
+    found = {r[0]: int(r[1]) for r in rows}
+    return {a: found.get(a, -1) for a in app_ids}
 
 
 def commit_files(
@@ -208,7 +256,7 @@ def commit_files(
     at all (units that only produced rejects). Creates the table when there is none. Returns the version."""
     jvm = _delta_jvm(spark)
     delta = jvm.org.apache.spark.sql.delta
-    txn = delta.DeltaLog.forTable(spark._jsparkSession, path).startTransaction()
+    txn = delta.DeltaLog.forTable(java_session(spark), path).startTransaction()
     if txn.txnVersion(app_id) >= 0:
         return None
     unit_txns = dict(unit_txns or {})
@@ -293,7 +341,9 @@ def direct_commit_problem(spark: SparkSession, partition_by: tuple[str, ...]) ->
     answer is kept per Spark application: its JVM classes do not change while it runs."""
     if os.environ.get(COMMIT_MODE_ENV, "files") == "writer":
         return f"{COMMIT_MODE_ENV}=writer"
-    key = (spark.sparkContext.applicationId, tuple(partition_by))
+    if gateway(spark) is None:  # not kept: BRONZE_JVM=off can change between two calls
+        return NO_JVM
+    key = (application_id(spark), tuple(partition_by))
     if key not in _PROBED:
         _PROBED[key] = probe_direct_commit(spark, partition_by)
     return _PROBED[key]

@@ -38,3 +38,7 @@ class DirectCommitError(BronzeError):
 
 class UnitConflictError(BronzeError):
     """A unit of a batch landed in the table already (another run got there first): the batch is re-planned."""
+
+
+class DriverFilesystemError(BronzeError):
+    """A file operation the driver cannot do: no JVM (Spark Connect) and a path it cannot reach as files."""

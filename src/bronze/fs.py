@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
+from bronze import fs_spark, jvm
+
 HIDDEN_PREFIXES = (".", "_")
 
 
@@ -158,14 +160,23 @@ def _outside(path: str, base: str) -> str:
     return f"symlink resolves outside --raw ({base}): {path} -> {os.path.realpath(path)}; not read"
 
 
-def _hadoop_fs(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+def _hadoop_fs(spark: SparkSession, path: str, action: str = "use"):
+    """The Hadoop FileSystem of a remote path; without a JVM only reads have a route (:mod:`bronze.fs_spark`)."""
+    gateway = jvm.gateway(spark)
+    if gateway is None:
+        raise fs_spark.refuse(action, path)
+    hpath = gateway.org.apache.hadoop.fs.Path(path)
+    return hpath, hpath.getFileSystem(jvm.hadoop_conf(spark))
+
+
+def _no_jvm(spark: SparkSession | None) -> bool:
+    return spark is not None and jvm.gateway(spark) is None
 
 
 def _list_hadoop(spark: SparkSession, root: str, prefix: str, regex: re.Pattern[str]) -> list[FileInfo]:
     start = join(root, prefix) if prefix else root
+    if _no_jvm(spark):
+        return [FileInfo(*f) for f in fs_spark.list_files(spark, root, start, regex)]
     hpath, fs = _hadoop_fs(spark, start)
     if not fs.exists(hpath):
         return []
@@ -211,6 +222,12 @@ def iter_blocks(
         return
     if spark is None:
         raise ValueError(f"reading {path} needs a SparkSession (Hadoop FileSystem)")
+    if _no_jvm(spark):
+        data = fs_spark.read_bytes(spark, path, limit if limit is not None and limit >= 0 else None)
+        if data is None:
+            raise FileNotFoundError(path)
+        yield from (data[i : i + block_bytes] for i in range(0, len(data), block_bytes))
+        return
     hpath, hfs = _hadoop_fs(spark, path)
     stream = hfs.open(hpath)
     try:
@@ -237,6 +254,11 @@ def checksum(spark: SparkSession | None, path: str) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
         return f"sha256:{h.hexdigest()}"
+    if _no_jvm(spark):
+        found = fs_spark.listing(spark, path)
+        if not found:
+            raise FileNotFoundError(path)
+        return f"len-mtime:{found[0][1]}-{found[0][2]}"
     hpath, fs = _hadoop_fs(spark, path)
     cs = fs.getFileChecksum(hpath)
     if cs is None:
@@ -253,13 +275,15 @@ def read_text(spark: SparkSession | None, path: str) -> str | None:
             return None
         with open(p, encoding="utf-8") as fh:
             return fh.read()
+    if _no_jvm(spark):
+        data = fs_spark.read_bytes(spark, path)
+        return None if data is None else data.decode("utf-8")
     hpath, fs = _hadoop_fs(spark, path)
     if not fs.exists(hpath):
         return None
     stream = fs.open(hpath)
     try:
-        jvm = spark.sparkContext._jvm
-        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        return jvm.gateway(spark).org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
         stream.close()
 
@@ -282,11 +306,9 @@ def copy_file(spark: SparkSession | None, src: str, dst: str) -> None:
             shutil.copyfile(local_path(src), tmp)
         os.replace(tmp, d)
         return
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    s, sfs = _hadoop_fs(spark, src)
-    d, dfs = _hadoop_fs(spark, dst)
-    jvm.org.apache.hadoop.fs.FileUtil.copy(sfs, s, dfs, d, False, True, conf)
+    s, sfs = _hadoop_fs(spark, src, "copy to")
+    d, dfs = _hadoop_fs(spark, dst, "copy to")
+    jvm.gateway(spark).org.apache.hadoop.fs.FileUtil.copy(sfs, s, dfs, d, False, True, jvm.hadoop_conf(spark))
 
 
 def delete(spark: SparkSession | None, path: str) -> None:
@@ -300,7 +322,7 @@ def delete(spark: SparkSession | None, path: str) -> None:
         elif os.path.exists(p):
             os.remove(p)
         return
-    hpath, fs = _hadoop_fs(spark, path)
+    hpath, fs = _hadoop_fs(spark, path, "delete")
     if fs.exists(hpath):
         fs.delete(hpath, True)
 
@@ -308,6 +330,8 @@ def delete(spark: SparkSession | None, path: str) -> None:
 def exists(spark: SparkSession | None, path: str) -> bool:
     if is_local(path):
         return os.path.exists(local_path(path))
+    if _no_jvm(spark):
+        return bool(fs_spark.listing(spark, path))
     hpath, fs = _hadoop_fs(spark, path)
     return bool(fs.exists(hpath))
 
@@ -318,6 +342,8 @@ def _list_names(spark: SparkSession | None, path: str, folders: bool) -> list[st
         if not os.path.isdir(p):
             return []
         return sorted(n for n in os.listdir(p) if os.path.isdir(os.path.join(p, n)) == folders)
+    if _no_jvm(spark):
+        return fs_spark.names(spark, path, folders)
     hpath, fs = _hadoop_fs(spark, path)
     if not fs.exists(hpath):
         return []
@@ -339,6 +365,8 @@ def total_size(spark: SparkSession | None, path: str) -> int:
     if is_local(path):
         p = local_path(path)
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs_ in os.walk(p) for f in fs_)
+    if _no_jvm(spark):
+        return sum(size for _, size, _ in fs_spark.listing(spark, path))
     hpath, fs = _hadoop_fs(spark, path)
     return int(fs.getContentSummary(hpath).getLength()) if fs.exists(hpath) else 0
 
@@ -350,8 +378,8 @@ def rename(spark: SparkSession | None, src: str, dst: str) -> None:
         os.makedirs(os.path.dirname(d), exist_ok=True)
         os.replace(local_path(src), d)
         return
-    s, sfs = _hadoop_fs(spark, src)
-    d, _ = _hadoop_fs(spark, dst)
+    s, sfs = _hadoop_fs(spark, src, "move")
+    d, _ = _hadoop_fs(spark, dst, "move")
     sfs.mkdirs(d.getParent())
     if not sfs.rename(s, d):
         raise OSError(f"expected to move {src} to {dst}, the filesystem refused")
@@ -367,7 +395,7 @@ def write_text(spark: SparkSession | None, path: str, text: str) -> None:
             fh.write(text)
         os.replace(t, local_path(path))
         return
-    hpath, hfs = _hadoop_fs(spark, tmp)
+    hpath, hfs = _hadoop_fs(spark, tmp, "write")
     stream = hfs.create(hpath, True)
     try:
         stream.write(bytearray(text.encode("utf-8")))
@@ -387,8 +415,8 @@ def upload(spark: SparkSession | None, local: str, uri: str) -> None:
         shutil.copyfile(local, local_path(tmp))
         os.replace(local_path(tmp), local_path(uri))
         return
-    jvm = spark.sparkContext._jvm
-    t, tfs = _hadoop_fs(spark, tmp)
-    tfs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path(f"file:{os.path.abspath(local)}"), t)
+    t, tfs = _hadoop_fs(spark, tmp, "upload to")
+    source = jvm.gateway(spark).org.apache.hadoop.fs.Path(f"file:{os.path.abspath(local)}")
+    tfs.copyFromLocalFile(False, True, source, t)
     delete(spark, uri)
     rename(spark, tmp, uri)

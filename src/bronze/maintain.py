@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import SparkSession
 
-from bronze import deltalog, fs, index, ledger
+from bronze import delta_sql, deltalog, fs, index, jvm, ledger
 from bronze.config import JobConfig, TableConfig
 from bronze.errors import ConfigError
 from bronze.lock import RunLease, RunLock, run_alive
@@ -104,11 +104,9 @@ def compact(spark: SparkSession, path: str, out: TableMaintenance) -> int:
     if not any(n > 1 for n in before.values()):
         logger.info("%s: no partition folder with more than one file: nothing to compact", out.table)
         return len(before)
-    from delta.tables import DeltaTable
-
     version = deltalog.latest_version(spark, path) or 0
     with session_conf(spark, COMPACTION_CONF), _without_user_metadata(spark):
-        DeltaTable.forPath(spark, path).optimize().executeCompaction()
+        delta_sql.optimize(spark, path)
     # The newest OPTIMIZE commit since (none: every bin held one file, Delta committed nothing).
     commits = [
         deltalog.commit(spark, path, v) for v in range(version + 1, (deltalog.latest_version(spark, path) or 0) + 1)
@@ -129,11 +127,9 @@ def _data_files_on_disk(spark: SparkSession, path: str) -> int:
 
 def vacuum(spark: SparkSession, path: str, hours: float, folders: int, out: TableMaintenance) -> None:
     """VACUUM with this retention; below Delta's own minimum (7 days) its safety check is turned off for it."""
-    from delta.tables import DeltaTable
-
     before = _data_files_on_disk(spark, path)
     most = int(spark.conf.get(LISTING_PARALLELISM_CONF, "10000"))
-    tasks = min(most, max(spark.sparkContext.defaultParallelism, folders))
+    tasks = min(most, max(jvm.default_parallelism(spark), folders))
     conf = {LISTING_PARALLELISM_CONF: str(tasks)}
     if hours < DELTA_RETENTION_CHECK_HOURS:
         logger.warning(
@@ -146,7 +142,7 @@ def vacuum(spark: SparkSession, path: str, hours: float, folders: int, out: Tabl
         )
         conf[RETENTION_CHECK_CONF] = "false"
     with session_conf(spark, conf), _without_user_metadata(spark):
-        DeltaTable.forPath(spark, path).vacuum(hours)
+        delta_sql.vacuum(spark, path, hours)
     out.files_vacuumed = before - _data_files_on_disk(spark, path)
 
 

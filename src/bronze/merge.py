@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from bronze import deltalog, ledger
+from bronze import delta_sql, deltalog, ledger
 from bronze.columns import AUDIT_COLUMNS
 from bronze.config import TableConfig
 from bronze.crashpoints import crash_point
@@ -55,8 +55,6 @@ def merge_batches(
 ) -> dict[int, int]:
     """MERGE each source commit's valid changes into bronze, in commit order. Returns source version -> the
     bronze version of its MERGE (versions whose rows were all rejected have none)."""
-    from delta.tables import DeltaTable
-
     merge = table.merge
     by_version: dict[int, list[LedgerEntry]] = defaultdict(list)
     for e in entries:
@@ -79,7 +77,7 @@ def merge_batches(
         if deltalog.latest_version(spark, delta_path) is None:
             (
                 batch.write.format("delta")
-                .mode("errorifexists")
+                .mode("error")  # Spark Connect knows "error", not its alias "errorifexists"
                 .option("txnAppId", app_id)
                 .option("txnVersion", 0)
                 .option("userMetadata", metadata)
@@ -88,15 +86,12 @@ def merge_batches(
         else:
             idempotent = {TXN_APP_ID_CONF: app_id, TXN_VERSION_CONF: "0", USER_METADATA_CONF: metadata}
             with session_conf(spark, idempotent):
-                (
-                    DeltaTable.forPath(spark, delta_path)
-                    .alias("t")
-                    .merge(batch.alias("s"), cond)
-                    .whenMatchedUpdate(condition=f"{newer} AND s.is_deleted", set=tombstone)
-                    .whenMatchedUpdateAll(condition=f"{newer} AND NOT s.is_deleted")
-                    .whenNotMatchedInsertAll()
-                    .withSchemaEvolution()
-                    .execute()
+                delta_sql.merge(
+                    spark,
+                    delta_path,
+                    batch,
+                    cond,
+                    [(f"{newer} AND s.is_deleted", tombstone), (f"{newer} AND NOT s.is_deleted", None)],
                 )
         found = deltalog.find_txn_commit(spark, delta_path, app_id, lookback=50)
         if found is not None:

@@ -23,9 +23,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
-from bronze import deltalog, fs, index, ledger, parallel
+from bronze import delta_sql, deltalog, fs, index, jvm, ledger, parallel
 from bronze.batch import BatchConflictError
 from bronze.batch_step import BatchContext, land_units
 from bronze.config import FILE_FORMATS, JobConfig, TableConfig
@@ -140,14 +139,12 @@ def reprocess(ctx: Run, table: TableConfig) -> None:
     removed = [replace(e, kind=REPLAY) if REPLAY_MARK in e.src_path else e for e in removed]
     delta_path = ctx.paths.delta(table.name)
     if deltalog.latest_version(spark, delta_path) is not None:
-        from delta.tables import DeltaTable
-
         metadata = ledger.commit_metadata(table.name, run_id, removed)
         with session_conf(spark, {"spark.databricks.delta.commitInfo.userMetadata": metadata}):
             # A file's own rows and its replayed ones (<file>#replay=...); not LIKE: '_' in a name is no wildcard.
-            DeltaTable.forPath(spark, delta_path).delete(
-                F.substring_index("src_filename", REPLAY_MARK, 1).isin(targets)
-            )
+            names = ", ".join(delta_sql.literal(t) for t in targets)
+            mark = delta_sql.literal(REPLAY_MARK)
+            delta_sql.delete_where(spark, delta_path, f"substring_index(src_filename, {mark}, 1) IN ({names})")
         sync_parquet_mirror(spark, delta_path, ctx.paths.parquet(table.name))
     purge_rejects(spark, ctx.paths, table.name, targets)
     index.record_entries(spark, ctx.manifest, job.lake, removed, removal_txn(table.name, run_id))
@@ -316,7 +313,11 @@ def parallelism(spark: SparkSession, job: JobConfig) -> int:
     """How many tables land at once: ``--parallel``, else the cores Spark has, at most 8. On 2 cores the
     shipped sample is CPU-bound (80 s one by one, 81 s four at a time under spark-submit) while 100 one-file
     tables gain from overlapping their driver waits (568 s one by one, 349 s four at a time)."""
-    wanted = job.parallel or min(MAX_PARALLEL, spark.sparkContext.defaultParallelism)
+    if jvm.is_connect(spark):
+        # A Connect client has no newSession: one session's SQL confs (a MERGE's transaction id) cannot be
+        # kept apart between threads, so tables land one by one there.
+        return 1
+    wanted = job.parallel or min(MAX_PARALLEL, jvm.default_parallelism(spark))
     return max(1, min(wanted, len(job.tables)))
 
 

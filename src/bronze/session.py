@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from bronze import jvm
 from bronze.fs import is_local
 
 REQUIRED_CONF: dict[str, str] = {
@@ -34,12 +36,32 @@ def configure(builder: SparkSession.Builder, jars: Sequence[str] = (), extra: Ma
     return builder
 
 
+# Fixed when the server starts (Spark Connect's server, a Databricks cluster): a client cannot set them.
+STATIC_CONF = ("spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.scheduler.mode")
+REMOTE_ENV = "SPARK_REMOTE"
+
+
+def remote_url(master: str | None) -> str | None:
+    """The Spark Connect server to use: ``--master sc://host:port`` or ``SPARK_REMOTE`` (None: classic)."""
+    if master and master.startswith("sc://"):
+        return master
+    return None if master else os.environ.get(REMOTE_ENV) or None
+
+
 def build_session(app_name: str = "bronze", master: str | None = None, jars: Sequence[str] = ()) -> SparkSession:
-    """The job's session; under spark-submit the master and jars come from the command line."""
-    builder = SparkSession.builder.appName(app_name)
-    if master:
-        builder = builder.master(master)
-    return configure(builder, jars).getOrCreate()
+    """The job's session; under spark-submit the master and jars come from the command line. With a Spark
+    Connect URL the session is a client: the server holds Delta and the jars, the runtime confs are set."""
+    url = remote_url(master)
+    if url is None:
+        builder = SparkSession.builder.appName(app_name)
+        if master:
+            builder = builder.master(master)
+        return configure(builder, jars).getOrCreate()
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in REQUIRED_CONF.items():
+        if key not in STATIC_CONF:
+            spark.conf.set(key, value)
+    return spark
 
 
 @contextmanager
@@ -79,6 +101,5 @@ def table_session(spark: SparkSession, pool: str) -> SparkSession:
     for row in spark.sql("SET").collect():
         if session.conf.isModifiable(row.key) and session.conf.get(row.key, None) != row.value:
             session.conf.set(row.key, row.value)
-    spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
-    spark.sparkContext.setJobDescription(f"bronze {pool}")
+    jvm.set_job_group(spark, pool)
     return session

@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructType
 
-from bronze import fs
+from bronze import fs, jvm
 from bronze.columns import (
     KIND,
     PACKED_REJECT_COLUMNS,
@@ -215,7 +215,7 @@ def rewrite_to_size(
     out = fs.join(staging, "sized")
     total = sum(f.size for f in files)
     schema = staged_schema(spark, staging)
-    groups = pack_folders(files, 2 * spark.sparkContext.defaultParallelism)
+    groups = pack_folders(files, 2 * jvm.default_parallelism(spark))
     reads = [
         spark.read.schema(schema).option("basePath", rows_dir(staging, VALID)).parquet(*[f.src for f in g]).coalesce(1)
         for g in groups

@@ -20,6 +20,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.fs import FileInfo
+from bronze.jvm import is_connect
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,15 @@ def with_src_file(df: DataFrame) -> DataFrame:
     # Decoding every row is costly; only paths with an escape need it.
     decoded = F.url_decode(F.regexp_replace(path, r"\+", "%2B"))
     return df.withColumn(SRC, F.when(F.instr(path, "%") > 0, decoded).otherwise(path))
+
+
+def plan_now(df: DataFrame) -> None:
+    """Build a DataFrame's physical plan now (sources that read while planning fail here): through the JVM
+    DataFrame on a classic session, through the server's explain under Spark Connect."""
+    if is_connect(df.sparkSession):
+        df._explain_string(mode="simple")
+    else:
+        df._jdf.queryExecution().executedPlan()
 
 
 def java_error(exc: Exception) -> str:

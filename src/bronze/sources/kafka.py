@@ -31,6 +31,8 @@ from bronze.columns import CORRUPT, MALFORMED_DETAIL, SRC
 from bronze.config import TableConfig
 from bronze.errors import SourceError
 from bronze.fs import FileInfo
+from bronze.jars import spark_line
+from bronze.jvm import gateway
 from bronze.kafka_offsets import (
     OffsetRange,
     TopicState,
@@ -78,8 +80,12 @@ def unit_path(cfg: KafkaConfig, table: str, r: OffsetRange) -> str:
 
 def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]:
     """Each subscribed topic's id and (earliest, latest) offset per partition, from Kafka's AdminClient."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
+    jvm = gateway(spark)
+    if jvm is None:
+        raise SourceError(
+            f"expected a driver JVM to ask Kafka's AdminClient for {location(cfg)}'s offsets, found a Spark Connect "
+            "session: Kafka tables run on classic Spark (spark-submit, a dedicated cluster)"
+        )
     options = cfg.client_options()
     props = jvm.java.util.Properties()
     for key, value in options.items():
@@ -167,12 +173,21 @@ def read_ranges(spark: SparkSession, cfg: KafkaConfig, ranges: Sequence[OffsetRa
     )
 
 
+# Spark 4's decode() fails the query on bytes that are not UTF-8 (3.5 put U+FFFD there): its own checks instead.
+STRICT_DECODE = spark_line() == "4"
+
+
 def _text(col: str) -> Column:
+    """The bytes as text (Spark 4: NULL where they are not UTF-8; such records are rejected anyway)."""
+    if STRICT_DECODE:
+        return F.try_validate_utf8(F.col(col).cast("string"))
     return F.decode(F.col(col), "UTF-8")
 
 
 def _is_text(col: str) -> Column:
-    """NULL or bytes that decode as UTF-8 and encode back to the same bytes."""
+    """NULL or bytes that are valid UTF-8 (3.5: that decode and encode back to the same bytes)."""
+    if STRICT_DECODE:
+        return F.col(col).isNull() | F.is_valid_utf8(F.col(col).cast("string"))
     return F.col(col).isNull() | (F.encode(_text(col), "UTF-8") == F.col(col))
 
 

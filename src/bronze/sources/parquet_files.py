@@ -32,6 +32,7 @@ from bronze.columns import CORRUPT, SRC
 from bronze.config import TableConfig
 from bronze.drift import REJECTED, extras_detail, match_columns, unit_outcome
 from bronze.fs import FileInfo
+from bronze.jvm import gateway, hadoop_conf, java_session
 from bronze.quality_config import EVOLVE, RESCUE, RESCUED_DATA
 from bronze.reasons import SCHEMA_MISMATCH, UNREADABLE_FILE, failure
 from bronze.session import driver_listing
@@ -70,9 +71,9 @@ def castable(physical: DataType, contract: DataType) -> bool:
 
 
 def _parquet_footer(spark: SparkSession, path: str, read: Callable[[Any], Any]) -> Any:
-    """Apply ``read`` to a Parquet file's open footer reader on the driver (no Spark job)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    """Apply ``read`` to a Parquet file's open footer reader on the driver (no Spark job; needs the JVM)."""
+    jvm = gateway(spark)
+    conf = hadoop_conf(spark)
     infile = jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(path), conf)
     reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(infile)
     try:
@@ -82,19 +83,21 @@ def _parquet_footer(spark: SparkSession, path: str, read: Callable[[Any], Any]) 
 
 
 def parquet_footer_schema(spark: SparkSession, path: str) -> StructType:
-    """A Parquet file's schema as Spark sees it, read from the footer."""
+    """A Parquet file's schema as Spark sees it, read from the footer (without a driver JVM: the schema
+    Spark's reader infers from that one file, the same converter on the server)."""
+    jvm = gateway(spark)
+    if jvm is None:
+        return spark.read.parquet(path).schema
     message = _parquet_footer(spark, path, lambda r: r.getFooter().getFileMetaData().getSchema())
-    sql_conf = spark._jsparkSession.sessionState().conf()
-    converter = (
-        spark.sparkContext._jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(
-            sql_conf
-        )
-    )
+    sql_conf = java_session(spark).sessionState().conf()
+    converter = jvm.org.apache.spark.sql.execution.datasources.parquet.ParquetToSparkSchemaConverter(sql_conf)
     return StructType.fromJson(json.loads(converter.convert(message).json()))
 
 
 def parquet_rows(spark: SparkSession, path: str) -> int:
-    """A Parquet file's row count, read from the footer."""
+    """A Parquet file's row count, read from the footer (without a driver JVM: a count, also from footers)."""
+    if gateway(spark) is None:
+        return spark.read.parquet(path).count()
     return int(_parquet_footer(spark, path, lambda r: r.getRecordCount()))
 
 

@@ -37,7 +37,7 @@ from bronze.drift import OK, REJECTED, match_columns, unit_outcome
 from bronze.fs import FileInfo, read_bytes
 from bronze.quality_config import FAIL_TABLE
 from bronze.reasons import HEADER_MISMATCH, UNREADABLE_FILE, failure
-from bronze.sources.base import RawPart, SourceFrame, java_error, string_schema
+from bronze.sources.base import RawPart, SourceFrame, java_error, plan_now, string_schema
 from bronze.sources.xlsx_sheet import SheetLayout, serial_to_iso, xlsx_layout
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def read_xlsx(spark: SparkSession, table: TableConfig, files: list[FileInfo]) ->
         )
         try:
             # spark-excel (V1) reads the workbook on the driver while planning: a bad one fails here, per file.
-            df._jdf.queryExecution().executedPlan()
+            plan_now(df)
         except Exception as exc:  # any reader error makes the workbook unreadable
             failed[f.path] = failure(UNREADABLE_FILE, f"spark-excel could not read the workbook: {java_error(exc)}")
             logger.warning("%s: %s: %s", table.name, f.path, failed[f.path])
