@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def test_manifest_is_queryable_with_the_duckdb_cli(project_dir: Path, tmp_path: 
         "FROM manifest_processed_files GROUP BY ALL"
     )
     out = subprocess.run(
-        [str(project_dir / ".venv" / "bin" / "duckdb"), "-readonly", "-csv", str(manifest), "-c", query],
+        [str(Path(sys.executable).parent / "duckdb"), "-readonly", "-csv", str(manifest), "-c", query],
         capture_output=True,
         text=True,
         check=True,
@@ -151,7 +152,7 @@ def test_bad_paths_exit_2_before_spark_and_write_nothing(project_dir: Path) -> N
                 "--reprocess: expected a path or glob under --raw without '..', found '../*'",
             ),
         }
-        bronze = str(project_dir / ".venv" / "bin" / "bronze")
+        bronze = str(Path(sys.executable).parent / "bronze")
         for name, (args, message) in cases.items():
             cmd = [bronze, *common, *args]
             done = subprocess.run(

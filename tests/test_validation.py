@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -21,6 +23,7 @@ from pyspark.sql.types import (
 )
 
 from bronze.columns import CORRUPT, RAW_RECORD, REASON_CODE, REASON_DETAIL, SRC
+from bronze.session import session_conf
 from bronze.sources.base import string_schema
 from bronze.validation import parse_raw, with_reject_reason, with_typed_columns
 
@@ -34,6 +37,13 @@ CONTRACT = StructType(
         StructField("name", StringType(), False),
     ]
 )
+
+
+@pytest.fixture(params=["true", "false"], ids=["ansi", "legacy"])
+def ansi(spark: SparkSession, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each test twice: ANSI mode on (Spark 4's default: a failed cast raises) and off (3.5's default)."""
+    with session_conf(spark, {"spark.sql.ansi.enabled": request.param}):
+        yield request.param
 
 
 def _raw(spark: SparkSession, rows: list[tuple]) -> object:
@@ -50,7 +60,7 @@ def _tag(spark: SparkSession, rows: list[tuple], file_rejects: dict | None = Non
     )
 
 
-def test_parse_raw_is_strict_per_type(spark: SparkSession) -> None:
+def test_parse_raw_is_strict_per_type(spark: SparkSession, ansi: str) -> None:
     values = ["1", "1.5", " 7 ", "12a", "9223372036854775808"]
     df = spark.createDataFrame([(v,) for v in values], "v string")
     got = [r[0] for r in df.select(parse_raw("v", StringType(), LongType())).collect()]
@@ -67,7 +77,7 @@ def test_parse_raw_is_strict_per_type(spark: SparkSession) -> None:
     assert got == [True, False, None, None, None]
 
 
-def test_timestamps_with_offsets_land_as_utc_instants(spark: SparkSession) -> None:
+def test_timestamps_with_offsets_land_as_utc_instants(spark: SparkSession, ansi: str) -> None:
     values = ["2024-03-01T10:00:00+11:00", "2024-03-01 10:00:00", "2024-03-01T10:00:00Z", "2024-02-30T10:00:00", "2024"]
     df = spark.createDataFrame([(v,) for v in values], "v string")
     got = [r[0] for r in df.select(parse_raw("v", StringType(), TimestampType())).collect()]
@@ -81,13 +91,13 @@ def test_timestamps_with_offsets_land_as_utc_instants(spark: SparkSession) -> No
     ]
 
 
-def test_map_from_json_text(spark: SparkSession) -> None:
+def test_map_from_json_text(spark: SparkSession, ansi: str) -> None:
     df = spark.createDataFrame([('{"a": "x", "n": 1}',), ("[1,2]",)], "v string")
     got = [r[0] for r in df.select(parse_raw("v", StringType(), MapType(StringType(), StringType()))).collect()]
     assert got == [{"a": "x", "n": "1"}, None]
 
 
-def test_reasons_and_details_are_exact(spark: SparkSession) -> None:
+def test_reasons_and_details_are_exact(spark: SparkSession, ansi: str) -> None:
     rows = [
         ("1", "2024-01-02", "2024-01-02T03:04:05+01:00", "1.50", "true", "ann", None, "f1"),
         ("x1", "2024-01-02", None, None, None, "bob", None, "f1"),
@@ -119,7 +129,7 @@ def test_reasons_and_details_are_exact(spark: SparkSession) -> None:
     assert_df_equality(got, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_valid_row_is_typed(spark: SparkSession) -> None:
+def test_valid_row_is_typed(spark: SparkSession, ansi: str) -> None:
     rows = [("1", "2024-01-02", "2024-01-02T03:04:05+01:00", "1.5", "TRUE", "ann", None, "f1")]
     got = _tag(spark, rows).select(*CONTRACT.names)
     expected = spark.createDataFrame(
@@ -128,7 +138,7 @@ def test_valid_row_is_typed(spark: SparkSession) -> None:
     assert_df_equality(got, expected, ignore_nullable=True)
 
 
-def test_first_bad_column_is_named_and_precedence_holds(spark: SparkSession) -> None:
+def test_first_bad_column_is_named_and_precedence_holds(spark: SparkSession, ansi: str) -> None:
     # Two type errors and a null key: TYPE_MISMATCH wins, the first offending column is named.
     rows = [(None, "2024-99-01", "nope", None, None, None, None, "f1")]
     got = _tag(spark, rows).select(REASON_CODE, REASON_DETAIL).first()
