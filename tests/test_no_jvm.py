@@ -13,10 +13,12 @@ from test_remote_fs import upload
 
 from bronze import deltalog, fs, pipeline
 from bronze.config import load_job_config
-from bronze.errors import DriverFilesystemError
+from bronze.errors import DriverFilesystemError, SourceError
 from bronze.jvm import JVM_ENV
 from bronze.results import RunResult
 from bronze.sample_data import generate
+from bronze.source_config import KafkaConfig
+from bronze.sources.kafka import broker_state
 
 TABLES = ["customers", "shipments", "exchange_rates", "returns"]  # CSV, Parquet, XLSX, a Delta change log
 
@@ -105,3 +107,12 @@ def test_a_run_without_the_jvm_lands_the_same_lake(
     monkeypatch.setenv(JVM_ENV, "on")
     assert again.totals() == run("jvm").totals()
     assert_same_lake(spark, tmp_path / "public" / "lake", tmp_path / "jvm" / "lake", TABLES)
+
+
+def test_kafka_offsets_without_the_jvm_fail_clearly(spark: SparkSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JVM_ENV, "off")
+    cfg = KafkaConfig(bootstrap_servers="127.0.0.1:9", topic="orders")
+    with pytest.raises(
+        SourceError, match=r"expected a driver JVM to ask Kafka's AdminClient for kafka://127\.0\.0\.1:9/orders"
+    ):
+        broker_state(spark, cfg)

@@ -11,6 +11,8 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from servers import PostgresServer
 
+from bronze.sources.base import java_error
+
 SCHEMA = "id int, amount decimal(10,2), note string, changed_at timestamp"
 
 
@@ -47,5 +49,7 @@ def test_spark_reads_a_postgres_table_over_jdbc(spark: SparkSession, postgres: P
 
 
 def test_a_wrong_password_is_refused(spark: SparkSession, postgres: PostgresServer) -> None:
-    with pytest.raises(Exception, match="password authentication failed"):
+    with pytest.raises(Exception) as refused:
         _read(spark, postgres, "not-the-password").collect()
+    # Spark 4 wraps the driver's error (FAILED_JDBC.CONNECTION); the job reports the cause on both lines.
+    assert 'FATAL: password authentication failed for user "postgres"' in java_error(refused.value)

@@ -145,10 +145,26 @@ def plan_now(df: DataFrame) -> None:
 
 
 def java_error(exc: Exception) -> str:
-    """The first line of a JVM exception's message, without the py4j wrapping."""
+    """The first line of a JVM exception's message, without the py4j wrapping. Spark 4 wraps a data source's
+    error in its own (``FAILED_JDBC.CONNECTION``: "Couldn't connect to the database"): then the root cause's,
+    which says why (the same text as on Spark 3.5)."""
     java = getattr(exc, "java_exception", None)
+    origin = getattr(exc, "_origin", None)  # PySpark's captured errors (AnalysisException...) keep it there
+    if java is None and origin is not None and _is_spark_error(origin):
+        java = origin
+    if java is not None and _is_spark_error(java):
+        while java.getCause() is not None and java.getCause() != java:
+            java = java.getCause()
     text = java.toString() if java is not None else str(exc)
     return text.strip().splitlines()[0][:500]
+
+
+def _is_spark_error(java) -> bool:  # a py4j object: untyped
+    """Whether a JVM exception is one of Spark's own wrapping another."""
+    try:
+        return java.getClass().getName().startswith("org.apache.spark.") and java.getCause() is not None
+    except Exception:  # any py4j failure while asking: keep the exception as it is
+        return False
 
 
 def merge_frames(*frames: SourceFrame) -> SourceFrame:
