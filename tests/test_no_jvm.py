@@ -13,7 +13,7 @@ from test_remote_fs import upload
 
 from bronze import deltalog, fs, pipeline
 from bronze.config import load_job_config
-from bronze.errors import DriverFilesystemError, SourceError
+from bronze.errors import ConfigError, DriverFilesystemError, SourceError
 from bronze.jvm import JVM_ENV
 from bronze.results import RunResult
 from bronze.sample_data import generate
@@ -116,3 +116,17 @@ def test_kafka_offsets_without_the_jvm_fail_clearly(spark: SparkSession, monkeyp
         SourceError, match=r"expected a driver JVM to ask Kafka's AdminClient for kafka://127\.0\.0\.1:9/orders"
     ):
         broker_state(spark, cfg)
+
+
+def test_a_remote_lake_without_the_jvm_is_refused_before_anything_is_written(
+    spark: SparkSession, project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "raw").mkdir()
+    manifest = tmp_path / "m.duckdb"
+    job = load_job_config(
+        project_dir / "conf" / "bronze.yaml", str(tmp_path / "raw"), "s3a://nowhere/lake", str(manifest)
+    )
+    monkeypatch.setenv(JVM_ENV, "off")
+    with pytest.raises(ConfigError, match=r"driver without a JVM .*found --lake s3a://nowhere/lake$"):
+        pipeline.run(spark, job)
+    assert not manifest.exists()

@@ -12,15 +12,24 @@ from collections.abc import Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
+from bronze.fs import qualify
 from bronze.session import session_conf
 
 # MERGE's UPDATE SET * / INSERT * add the source's new columns (DeltaTable's withSchemaEvolution()).
 SCHEMA_EVOLUTION_CONF = {"spark.databricks.delta.schema.autoMerge.enabled": "true"}
+# Literals parsed as :func:`literal` writes them: no ${...} substitution, backslash escapes on.
+PARSER_CONF = {"spark.sql.variable.substitute": "false", "spark.sql.parser.escapedStringLiterals": "false"}
+
+
+def _sql(spark: SparkSession, statement: str) -> None:
+    with session_conf(spark, PARSER_CONF):
+        spark.sql(statement)
 
 
 def table_ref(path: str) -> str:
-    """``delta.`path``` with backticks in the path doubled."""
-    return "delta.`" + path.replace("`", "``") + "`"
+    """``delta.`path``` with backticks in the path doubled. Local paths are made absolute (``file:/...``):
+    Delta takes ``delta.`x``` for a path only when it is absolute (``lake/...`` would be a table name)."""
+    return "delta.`" + qualify(path).replace("`", "``") + "`"
 
 
 def literal(value: str) -> str:
@@ -29,15 +38,15 @@ def literal(value: str) -> str:
 
 
 def delete_where(spark: SparkSession, path: str, condition: str) -> None:
-    spark.sql(f"DELETE FROM {table_ref(path)} WHERE {condition}")
+    _sql(spark, f"DELETE FROM {table_ref(path)} WHERE {condition}")
 
 
 def optimize(spark: SparkSession, path: str) -> None:
-    spark.sql(f"OPTIMIZE {table_ref(path)}")
+    _sql(spark, f"OPTIMIZE {table_ref(path)}")
 
 
 def vacuum(spark: SparkSession, path: str, hours: float) -> None:
-    spark.sql(f"VACUUM {table_ref(path)} RETAIN {float(hours)!r} HOURS")
+    _sql(spark, f"VACUUM {table_ref(path)} RETAIN {float(hours)!r} HOURS")
 
 
 def merge(
@@ -65,6 +74,6 @@ def merge(
     source.createOrReplaceTempView(view)
     try:
         with session_conf(spark, SCHEMA_EVOLUTION_CONF):
-            spark.sql(f"MERGE INTO {table_ref(path)} AS t USING `{view}` AS s ON {on} " + " ".join(clauses))
+            _sql(spark, f"MERGE INTO {table_ref(path)} AS t USING `{view}` AS s ON {on} " + " ".join(clauses))
     finally:
         spark.catalog.dropTempView(view)

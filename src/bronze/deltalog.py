@@ -207,7 +207,8 @@ def _newest_checkpoint(names: Sequence[str]) -> tuple[int, list[str]]:
     parts: dict[tuple[int, str], int] = {}
     for n in names:
         if m := CHECKPOINT_FILE.fullmatch(n):
-            kind = "multi" if m.group(3) else n  # each single or V2 file stands alone; parts group by version
+            # Each single or V2 file stands alone; the parts of a multi-part one group by version and count.
+            kind = f"parts-{m.group(3)}" if m.group(3) else n
             found.setdefault((int(m.group(1)), kind), []).append(n)
             parts[(int(m.group(1)), kind)] = int(m.group(3) or 1)
     complete = [key for key, files in found.items() if len(files) == parts[key]]
@@ -228,7 +229,8 @@ def txn_versions_from_log(spark: SparkSession, path: str, app_ids: Sequence[str]
     if checkpoint:
         files = [fs.join(log, n) for n in checkpoint]
         parquet = checkpoint[0].endswith(".parquet")
-        reads.append(spark.read.parquet(*files) if parquet else spark.read.schema(TXN_SCHEMA).json(files))
+        reader = spark.read.schema(TXN_SCHEMA)
+        reads.append(reader.parquet(*files) if parquet else reader.json(files))
     if not reads:
         return dict.fromkeys(app_ids, -1)
     pairs = [r.select(r.txn.appId.alias("app"), r.txn.version.alias("version")) for r in reads]

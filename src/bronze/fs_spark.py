@@ -9,6 +9,7 @@ listing, names starting with ``.`` or ``_`` are skipped below the folder listed.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -37,16 +38,28 @@ def listing(spark: SparkSession, path: str) -> list[tuple[str, int, int]]:
     return sorted((r[0], int(r[1]), int(r[2])) for r in rows)
 
 
+# Spark's own listing skips these names too, but not in the folder asked for: the relative path is checked.
+HIDDEN_PREFIXES = (".", "_")
+# Past this a file is not pulled whole into the client (Spark Connect's gRPC messages stop at 128 MiB).
+MAX_WHOLE_FILE_BYTES = 64 << 20
+
+
 def _relative(full: str, base: str) -> str:
-    """``full`` relative to the folder ``base``, matched without the scheme (Spark may qualify ``dbfs:/x``)."""
-    tail = base.rstrip("/").split("://", 1)[-1].split(":", 1)[-1].lstrip("/")
-    at = full.find(tail)
-    return full[at + len(tail) :].lstrip("/") if at >= 0 else full
+    """``full`` relative to the folder ``base`` by their paths (Spark may qualify ``dbfs:/x`` or add a host)."""
+    have, under = urlparse(full).path, urlparse(base).path.rstrip("/")
+    if have != under and not have.startswith(under + "/"):
+        raise DriverFilesystemError(f"expected Spark to list files under {base}, found {full}")
+    return have[len(under) :].lstrip("/")
 
 
 def list_files(spark: SparkSession, root: str, start: str, regex: re.Pattern[str]) -> list[tuple[str, int, int]]:
-    """The files under ``start`` whose path relative to ``root`` matches ``regex``."""
-    return [f for f in listing(spark, start) if regex.match(_relative(f[0], root))]
+    """The files under ``start`` whose path relative to ``root`` matches ``regex`` (hidden names skipped)."""
+    found = []
+    for f in listing(spark, start):
+        rel = _relative(f[0], root)
+        if not any(seg.startswith(HIDDEN_PREFIXES) for seg in rel.split("/")) and regex.match(rel):
+            found.append(f)
+    return found
 
 
 def names(spark: SparkSession, path: str, folders: bool) -> list[str]:
@@ -60,7 +73,15 @@ def names(spark: SparkSession, path: str, folders: bool) -> list[str]:
 
 
 def read_bytes(spark: SparkSession, path: str, limit: int | None = None) -> bytes | None:
-    """A file's bytes (the first ``limit`` only, cut on the executors), or None if it does not exist."""
+    """A file's bytes (the first ``limit`` only, cut on the executors), or None if it does not exist. A whole
+    file past :data:`MAX_WHOLE_FILE_BYTES` is refused (expected vs found) instead of failing in the transport."""
+    if limit is None or limit > MAX_WHOLE_FILE_BYTES:
+        sizes = [size for _, size, _ in listing(spark, path)]
+        if sizes and sizes[0] > MAX_WHOLE_FILE_BYTES and (limit is None or limit > MAX_WHOLE_FILE_BYTES):
+            raise DriverFilesystemError(
+                f"expected a remote file of at most {MAX_WHOLE_FILE_BYTES} bytes to read on a driver without a JVM, "
+                f"found {path} of {sizes[0]} bytes: give --raw as a path the driver reaches as files (/Volumes/...)"
+            )
     content = F.col("content") if limit is None else F.substring("content", 1, limit)
     try:
         row = spark.read.format("binaryFile").load(path).select(content).head()
@@ -75,5 +96,5 @@ def refuse(action: str, path: str) -> DriverFilesystemError:
     """The error for a write the driver cannot do without a JVM."""
     return DriverFilesystemError(
         f"expected a driver JVM (classic Spark) or a path the driver reaches as files (a local path, a mounted "
-        f"volume such as /Volumes/...) to {action} {path}, found a Spark Connect session and a remote URI"
+        f"volume such as /Volumes/...) to {action} {path}, found no JVM (Spark Connect, or BRONZE_JVM=off)"
     )

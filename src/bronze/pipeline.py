@@ -41,7 +41,7 @@ from bronze.recovery import cleanup, recover
 from bronze.report import progress_line, summary_dict, table_summary
 from bronze.results import FileResult, RunResult, TableResult, new_run_id
 from bronze.run_ledger import RunLedger, catch_up, removal_txn
-from bronze.session import session_conf, table_session
+from bronze.session import require_driver_paths, session_conf, table_session
 from bronze.sources import RunInfo, Source, SourceFactory, source_for, unread_checksum
 from bronze.sources.base import Candidate, Discovery
 from bronze.units import (
@@ -353,6 +353,8 @@ def run(
     gives each table its source (another one replays a table's rejects, :mod:`bronze.replay`)."""
     for table in job.tables:  # a bad expectation is a configuration error: nothing is written
         check_sql(spark, table)
+    if not job.dry_run:
+        require_driver_paths(spark, {"--lake": job.lake, "--manifest": job.manifest})
     now = datetime.now(UTC)
     result = RunResult(new_run_id(now), now, job.dry_run, args=list(args or []))
     if job.dry_run:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from bronze import jvm
+from bronze.errors import ConfigError
 from bronze.fs import is_local
 
 REQUIRED_CONF: dict[str, str] = {
@@ -103,3 +104,14 @@ def table_session(spark: SparkSession, pool: str) -> SparkSession:
             session.conf.set(row.key, row.value)
     jvm.set_job_group(spark, pool)
     return session
+
+
+def require_driver_paths(spark: SparkSession, paths: Mapping[str, str]) -> None:
+    """Without a JVM (Spark Connect) the driver writes the lake's small files and the manifest itself: they
+    must be paths it reaches as files; refused before anything is written (a configuration error, exit 2)."""
+    remote = [f"{flag} {path}" for flag, path in paths.items() if not is_local(path)]
+    if remote and jvm.gateway(spark) is None:
+        raise ConfigError(
+            "expected paths the driver reaches as files (local, /Volumes/...) on a driver without a JVM "
+            f"(Spark Connect, or BRONZE_JVM=off), found {', '.join(remote)}"
+        )

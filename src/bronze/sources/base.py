@@ -146,15 +146,16 @@ def plan_now(df: DataFrame) -> None:
 
 def java_error(exc: Exception) -> str:
     """The first line of a JVM exception's message, without the py4j wrapping. Spark 4 wraps a data source's
-    error in its own (``FAILED_JDBC.CONNECTION``: "Couldn't connect to the database"): then the root cause's,
-    which says why (the same text as on Spark 3.5)."""
+    error in its own (``FAILED_JDBC.CONNECTION``: "Couldn't connect to the database"): then the first cause
+    that is not Spark's, which says why (the same text as on Spark 3.5)."""
     java = getattr(exc, "java_exception", None)
     origin = getattr(exc, "_origin", None)  # PySpark's captured errors (AnalysisException...) keep it there
     if java is None and origin is not None and _is_spark_error(origin):
         java = origin
-    if java is not None and _is_spark_error(java):
-        while java.getCause() is not None and java.getCause() != java:
-            java = java.getCause()
+    for _ in range(20):  # down to the first cause that is not Spark's own wrapper (a cycle stops here)
+        if java is None or not _is_spark_error(java):
+            break
+        java = java.getCause()
     text = java.toString() if java is not None else str(exc)
     return text.strip().splitlines()[0][:500]
 

@@ -83,8 +83,8 @@ def broker_state(spark: SparkSession, cfg: KafkaConfig) -> dict[str, TopicState]
     jvm = gateway(spark)
     if jvm is None:
         raise SourceError(
-            f"expected a driver JVM to ask Kafka's AdminClient for {location(cfg)}'s offsets, found a Spark Connect "
-            "session: Kafka tables run on classic Spark (spark-submit, a dedicated cluster)"
+            f"expected a driver JVM to ask Kafka's AdminClient for {location(cfg)}'s offsets, found none (Spark "
+            "Connect, or BRONZE_JVM=off): Kafka tables run on classic Spark (spark-submit, a dedicated cluster)"
         )
     options = cfg.client_options()
     props = jvm.java.util.Properties()
