@@ -173,23 +173,30 @@ def _no_jvm(spark: SparkSession | None) -> bool:
     return spark is not None and jvm.gateway(spark) is None
 
 
-def _list_hadoop(spark: SparkSession, root: str, prefix: str, regex: re.Pattern[str]) -> list[FileInfo]:
-    start = join(root, prefix) if prefix else root
+def _remote_files(spark: SparkSession, root: str, start: str) -> Iterator[tuple[str, str, int, int]]:
+    """(full path, path relative to root, size, mtime in ms) of every file under ``start``: the Hadoop
+    FileSystem, or Spark's listing without a JVM (:mod:`bronze.fs_spark`)."""
     if _no_jvm(spark):
-        return [FileInfo(*f) for f in fs_spark.list_files(spark, root, start, regex)]
+        for full, size, mtime in fs_spark.listing(spark, start):
+            yield full, fs_spark.relative(full, root), size, mtime
+        return
     hpath, fs = _hadoop_fs(spark, start)
     if not fs.exists(hpath):
-        return []
-    found = []
+        return
     it = fs.listFiles(hpath, True)
     while it.hasNext():
         st = it.next()
         full = st.getPath().toString()
-        rel = full[len(root) :].lstrip("/")
+        yield full, full[len(root) :].lstrip("/"), st.getLen(), st.getModificationTime()
+
+
+def _list_hadoop(spark: SparkSession, root: str, prefix: str, regex: re.Pattern[str]) -> list[FileInfo]:
+    found = []
+    for full, rel, size, mtime in _remote_files(spark, root, join(root, prefix) if prefix else root):
         if any(seg.startswith(HIDDEN_PREFIXES) for seg in rel.split("/")):
             continue
         if regex.match(rel):
-            found.append(FileInfo(full, st.getLen(), st.getModificationTime()))
+            found.append(FileInfo(full, size, mtime))
     return sorted(found, key=lambda f: f.path)
 
 

@@ -8,7 +8,6 @@ listing, names starting with ``.`` or ``_`` are skipped below the folder listed.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlparse
 
 from pyspark.errors import AnalysisException
@@ -38,13 +37,11 @@ def listing(spark: SparkSession, path: str) -> list[tuple[str, int, int]]:
     return sorted((r[0], int(r[1]), int(r[2])) for r in rows)
 
 
-# Spark's own listing skips these names too, but not in the folder asked for: the relative path is checked.
-HIDDEN_PREFIXES = (".", "_")
 # Past this a file is not pulled whole into the client (Spark Connect's gRPC messages stop at 128 MiB).
 MAX_WHOLE_FILE_BYTES = 64 << 20
 
 
-def _relative(full: str, base: str) -> str:
+def relative(full: str, base: str) -> str:
     """``full`` relative to the folder ``base`` by their paths (Spark may qualify ``dbfs:/x`` or add a host)."""
     have, under = urlparse(full).path, urlparse(base).path.rstrip("/")
     if have != under and not have.startswith(under + "/"):
@@ -52,21 +49,11 @@ def _relative(full: str, base: str) -> str:
     return have[len(under) :].lstrip("/")
 
 
-def list_files(spark: SparkSession, root: str, start: str, regex: re.Pattern[str]) -> list[tuple[str, int, int]]:
-    """The files under ``start`` whose path relative to ``root`` matches ``regex`` (hidden names skipped)."""
-    found = []
-    for f in listing(spark, start):
-        rel = _relative(f[0], root)
-        if not any(seg.startswith(HIDDEN_PREFIXES) for seg in rel.split("/")) and regex.match(rel):
-            found.append(f)
-    return found
-
-
 def names(spark: SparkSession, path: str, folders: bool) -> list[str]:
     """Names of the sub-folders (that hold a file) or of the files directly in a folder."""
     found = set()
     for full, _, _ in listing(spark, path):
-        head, sep, _ = _relative(full, path).partition("/")
+        head, sep, _ = relative(full, path).partition("/")
         if bool(sep) == folders:
             found.add(head)
     return sorted(found)
@@ -77,7 +64,7 @@ def read_bytes(spark: SparkSession, path: str, limit: int | None = None) -> byte
     file past :data:`MAX_WHOLE_FILE_BYTES` is refused (expected vs found) instead of failing in the transport."""
     if limit is None or limit > MAX_WHOLE_FILE_BYTES:
         sizes = [size for _, size, _ in listing(spark, path)]
-        if sizes and sizes[0] > MAX_WHOLE_FILE_BYTES and (limit is None or limit > MAX_WHOLE_FILE_BYTES):
+        if sizes and sizes[0] > MAX_WHOLE_FILE_BYTES:
             raise DriverFilesystemError(
                 f"expected a remote file of at most {MAX_WHOLE_FILE_BYTES} bytes to read on a driver without a JVM, "
                 f"found {path} of {sizes[0]} bytes: give --raw as a path the driver reaches as files (/Volumes/...)"
